@@ -1,0 +1,103 @@
+//! Protobuf wire format primitives.
+
+const VARINT: u8 = 0;
+const FIXED64: u8 = 1;
+const LEN: u8 = 2;
+const FIXED32: u8 = 5;
+
+fn varint(buf: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        buf.push((value as u8) | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+fn key(buf: &mut Vec<u8>, field: u32, wire_type: u8) {
+    varint(buf, u64::from(field << 3 | u32::from(wire_type)));
+}
+
+/// A `bytes` or `string` field, omitted when empty (proto3 default).
+pub fn bytes(buf: &mut Vec<u8>, field: u32, data: &[u8]) {
+    if !data.is_empty() {
+        oneof_bytes(buf, field, data);
+    }
+}
+
+/// A `bytes` or `string` member of a `oneof`, written even when empty.
+pub fn oneof_bytes(buf: &mut Vec<u8>, field: u32, data: &[u8]) {
+    key(buf, field, LEN);
+    varint(buf, data.len() as u64);
+    buf.extend_from_slice(data);
+}
+
+/// A varint field (uint32, uint64, int64, enum, bool), omitted when zero.
+pub fn uint(buf: &mut Vec<u8>, field: u32, value: u64) {
+    if value != 0 {
+        oneof_uint(buf, field, value);
+    }
+}
+
+/// A varint member of a `oneof`, written even when zero.
+pub fn oneof_uint(buf: &mut Vec<u8>, field: u32, value: u64) {
+    key(buf, field, VARINT);
+    varint(buf, value);
+}
+
+/// A `fixed64` or `double` field, written as is.
+pub fn fixed64(buf: &mut Vec<u8>, field: u32, value: u64) {
+    key(buf, field, FIXED64);
+    buf.extend_from_slice(&value.to_le_bytes());
+}
+
+/// A `fixed32` field, omitted when zero.
+pub fn fixed32(buf: &mut Vec<u8>, field: u32, value: u32) {
+    if value != 0 {
+        key(buf, field, FIXED32);
+        buf.extend_from_slice(&value.to_le_bytes());
+    }
+}
+
+/// An embedded message written by `body`, in one pass: a one-byte length is reserved and
+/// widened afterwards in the rare case the body is 128 bytes or more.
+pub fn message(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
+    key(buf, field, LEN);
+    let len_at = buf.len();
+    buf.push(0);
+    let start = buf.len();
+    body(buf);
+    let len = buf.len() - start;
+    let mut prefix = Vec::with_capacity(10);
+    varint(&mut prefix, len as u64);
+    if prefix.len() > 1 {
+        buf.splice(len_at..start, prefix);
+    } else if let (Some(slot), Some(byte)) = (buf.get_mut(len_at), prefix.first()) {
+        *slot = *byte;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_match_the_protobuf_examples() {
+        let mut buf = Vec::new();
+        varint(&mut buf, 150);
+        assert_eq!(buf, [0x96, 0x01]);
+        buf.clear();
+        varint(&mut buf, u64::MAX);
+        assert_eq!(buf.len(), 10);
+    }
+
+    #[test]
+    fn long_messages_get_a_wide_length() {
+        let mut buf = Vec::new();
+        message(&mut buf, 1, |b| b.extend_from_slice(&[7; 300]));
+        assert_eq!(&buf[..3], &[0x0a, 0xac, 0x02]);
+        assert_eq!(buf.len(), 303);
+        buf.clear();
+        message(&mut buf, 2, |b| b.extend_from_slice(&[7; 3]));
+        assert_eq!(buf, [0x12, 3, 7, 7, 7]);
+    }
+}

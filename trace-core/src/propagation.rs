@@ -1,0 +1,258 @@
+//! Reading the caller's context from request headers, and writing ours to the next hop.
+//!
+//! W3C Trace Context is tried first, then B3 single, then B3 multi. The format that carried
+//! the context is remembered so that the next hop can be sent the same format. A malformed
+//! header never becomes an error for the caller: it becomes "no context", and the reason is
+//! reported in [`Incoming::problem`] for a metric or a log line.
+
+use core::fmt;
+
+use crate::b3::{self, B3Context, B3Error, B3Header, MultiHeaders};
+use crate::context::SpanContext;
+use crate::id::SpanId;
+use crate::w3c::{self, TraceParent, TraceParentError, TraceState, TraceStateError};
+
+/// Read access to request headers.
+pub trait HeaderSource {
+    /// Calls `f` with each value of header `name` (given in lowercase; match it without regard to
+    /// case), in the order they arrived.
+    fn for_each_value<'a>(&'a self, name: &str, f: &mut dyn FnMut(&'a [u8]));
+}
+
+impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for [(K, V)] {
+    fn for_each_value<'a>(&'a self, name: &str, f: &mut dyn FnMut(&'a [u8])) {
+        for (key, value) in self {
+            if key.as_ref().eq_ignore_ascii_case(name) {
+                f(value.as_ref());
+            }
+        }
+    }
+}
+
+/// A propagation format.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    /// W3C `traceparent` and `tracestate`.
+    TraceContext,
+    /// The single `b3` header.
+    B3Single,
+    /// The `X-B3-*` headers.
+    B3Multi,
+}
+
+/// Why an incoming header was ignored.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Problem {
+    /// `traceparent` was malformed; the trace restarts.
+    TraceParent(TraceParentError),
+    /// `tracestate` was malformed; it is dropped, the trace continues.
+    TraceState(TraceStateError),
+    /// A B3 header was malformed.
+    B3(B3Error),
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::TraceParent(e) => e.fmt(f),
+            Self::TraceState(e) => e.fmt(f),
+            Self::B3(e) => e.fmt(f),
+        }
+    }
+}
+
+/// What the caller sent.
+#[derive(Clone, PartialEq, Eq, Debug, Default)]
+pub struct Incoming {
+    /// The format that carried the context or decision, if any.
+    pub format: Option<Format>,
+    /// The caller's span, when a valid context arrived.
+    pub parent: Option<SpanContext>,
+    /// The caller's sampling decision; `None` when absent or deferred.
+    pub sampled: Option<bool>,
+    /// The caller asked for debug (B3 `d` or `X-B3-Flags: 1`).
+    pub debug: bool,
+    /// The first header that was ignored, and why.
+    pub problem: Option<Problem>,
+}
+
+/// Reads the caller's context.
+pub fn extract<H: HeaderSource + ?Sized>(headers: &H) -> Incoming {
+    let mut problem = None;
+    match TraceParent::parse_values(values(headers, w3c::TRACEPARENT).into_iter()) {
+        Some(Ok(parent)) => return from_w3c(headers, parent),
+        Some(Err(error)) => problem = Some(Problem::TraceParent(error)),
+        None => {}
+    }
+    let b3 = match one_value(headers, b3::B3) {
+        Ok(Some(single)) => Some((Format::B3Single, b3::parse_single(single))),
+        Ok(None) => match multi_headers(headers) {
+            None => None,
+            Some(Err(error)) => Some((Format::B3Multi, Err(error))),
+            Some(Ok(multi)) => b3::parse_multi(&multi).map(|result| (Format::B3Multi, result)),
+        },
+        Err(error) => Some((Format::B3Single, Err(error))),
+    };
+    let Some((format, result)) = b3 else {
+        return Incoming {
+            problem,
+            ..Incoming::default()
+        };
+    };
+    match result {
+        Ok(header) => Incoming {
+            problem,
+            ..from_b3(format, header)
+        },
+        Err(error) => Incoming {
+            problem: problem.or(Some(Problem::B3(error))),
+            ..Incoming::default()
+        },
+    }
+}
+
+fn values<'a, H: HeaderSource + ?Sized>(headers: &'a H, name: &str) -> Vec<&'a [u8]> {
+    let mut out = Vec::new();
+    headers.for_each_value(name, &mut |value| out.push(value));
+    out
+}
+
+/// The only value of a header that must not repeat.
+fn one_value<'a, H: HeaderSource + ?Sized>(
+    headers: &'a H,
+    name: &str,
+) -> Result<Option<&'a [u8]>, B3Error> {
+    let mut first = None;
+    let mut count = 0;
+    headers.for_each_value(name, &mut |value| {
+        count += 1;
+        first.get_or_insert(value);
+    });
+    if count > 1 {
+        return Err(B3Error::Duplicated);
+    }
+    Ok(first)
+}
+
+fn multi_headers<H: HeaderSource + ?Sized>(
+    headers: &H,
+) -> Option<Result<MultiHeaders<'_>, B3Error>> {
+    let read = || -> Result<MultiHeaders<'_>, B3Error> {
+        Ok(MultiHeaders {
+            trace_id: one_value(headers, b3::X_B3_TRACE_ID)?,
+            span_id: one_value(headers, b3::X_B3_SPAN_ID)?,
+            parent_span_id: one_value(headers, b3::X_B3_PARENT_SPAN_ID)?,
+            sampled: one_value(headers, b3::X_B3_SAMPLED)?,
+            flags: one_value(headers, b3::X_B3_FLAGS)?,
+        })
+    };
+    match read() {
+        Ok(multi) if multi.is_empty() => None,
+        other => Some(other),
+    }
+}
+
+fn from_w3c<H: HeaderSource + ?Sized>(headers: &H, parent: TraceParent) -> Incoming {
+    let (trace_state, problem) =
+        match TraceState::parse_values(values(headers, w3c::TRACESTATE).into_iter()) {
+            Ok(state) => (state, None),
+            Err(error) => (TraceState::default(), Some(Problem::TraceState(error))),
+        };
+    Incoming {
+        format: Some(Format::TraceContext),
+        parent: Some(SpanContext {
+            trace_id: parent.trace_id,
+            span_id: parent.parent_id,
+            flags: parent.flags,
+            trace_state,
+        }),
+        sampled: Some(parent.flags.is_sampled()),
+        debug: false,
+        problem,
+    }
+}
+
+fn from_b3(format: Format, header: B3Header) -> Incoming {
+    let (parent, sampling) = match header {
+        B3Header::Context(context) => (Some(context.to_span_context()), context.sampling),
+        B3Header::SamplingOnly(sampling) => (None, Some(sampling)),
+    };
+    Incoming {
+        format: Some(format),
+        parent,
+        sampled: sampling.map(b3::Sampling::is_sampled),
+        debug: sampling == Some(b3::Sampling::Debug),
+        problem: None,
+    }
+}
+
+/// Which formats to write besides W3C Trace Context, which is always written.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
+pub struct Formats {
+    /// Also write the single `b3` header.
+    pub b3_single: bool,
+    /// Also write the `X-B3-*` headers.
+    pub b3_multi: bool,
+}
+
+impl Formats {
+    /// These formats plus the one the caller used, so that a B3-only caller's next hop also
+    /// gets B3.
+    pub fn with_incoming(mut self, incoming: Option<Format>) -> Self {
+        match incoming {
+            Some(Format::B3Single) => self.b3_single = true,
+            Some(Format::B3Multi) => self.b3_multi = true,
+            Some(Format::TraceContext) | None => {}
+        }
+        self
+    }
+}
+
+/// Every header name [`inject`] may write; remove these before injecting so that no stale
+/// copy of a caller's header survives.
+pub const INJECTED_HEADERS: [&str; 8] = [
+    w3c::TRACEPARENT,
+    w3c::TRACESTATE,
+    b3::B3,
+    b3::X_B3_TRACE_ID,
+    b3::X_B3_SPAN_ID,
+    b3::X_B3_PARENT_SPAN_ID,
+    b3::X_B3_SAMPLED,
+    b3::X_B3_FLAGS,
+];
+
+/// Writes `context` for the next hop, through `set(name, value)`. `parent_span_id` is the
+/// parent of `context`'s span, for B3's optional parent field.
+pub fn inject(
+    context: &SpanContext,
+    parent_span_id: Option<SpanId>,
+    formats: Formats,
+    mut set: impl FnMut(&'static str, &str),
+) {
+    let traceparent = TraceParent {
+        trace_id: context.trace_id,
+        parent_id: context.span_id,
+        flags: context.flags,
+    }
+    .to_bytes();
+    if let Ok(value) = core::str::from_utf8(&traceparent) {
+        set(w3c::TRACEPARENT, value);
+    }
+    if !context.trace_state.is_empty() {
+        set(w3c::TRACESTATE, context.trace_state.as_str());
+    }
+    if !(formats.b3_single || formats.b3_multi) {
+        return;
+    }
+    let b3 = B3Context::from_span_context(context, parent_span_id);
+    if formats.b3_single {
+        set(b3::B3, &b3.single_header());
+    }
+    if formats.b3_multi {
+        for (name, value) in b3.multi_headers() {
+            set(name, &value);
+        }
+    }
+}
