@@ -1,0 +1,140 @@
+//! Property tests: every parser round-trips what the formatter writes, and no parser panics
+//! on arbitrary bytes.
+
+use proptest::prelude::*;
+use trace_core::b3::{self, B3Context, B3Header, MultiHeaders, Sampling};
+use trace_core::otlp::{decode_request, encode_request};
+use trace_core::propagation::extract;
+use trace_core::route::RouteGrouper;
+use trace_core::sampling::{OtelTraceState, Threshold};
+use trace_core::span::{KeyValue, Resource, Scope, Span};
+use trace_core::w3c::{TraceParent, TraceState};
+use trace_core::{SpanContext, SpanId, TraceFlags, TraceId, sigv4};
+
+fn trace_id() -> impl Strategy<Value = TraceId> {
+    any::<[u8; 16]>()
+        .prop_map(TraceId::from_bytes)
+        .prop_filter("valid", TraceId::is_valid)
+}
+
+fn span_id() -> impl Strategy<Value = SpanId> {
+    any::<[u8; 8]>()
+        .prop_map(SpanId::from_bytes)
+        .prop_filter("valid", SpanId::is_valid)
+}
+
+fn sampling() -> impl Strategy<Value = Option<Sampling>> {
+    prop_oneof![
+        Just(None),
+        Just(Some(Sampling::Deny)),
+        Just(Some(Sampling::Accept)),
+        Just(Some(Sampling::Debug)),
+    ]
+}
+
+fn tracestate_member() -> impl Strategy<Value = (String, String)> {
+    (
+        "[a-z][a-z0-9_*/-]{0,20}(@[a-z][a-z0-9_*/-]{0,13})?",
+        "[ -+\\--<>-~]{0,30}[!-+\\--<>-~]",
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn traceparent_round_trips(trace_id in trace_id(), parent_id in span_id(), flags in 0u8..4) {
+        let tp = TraceParent { trace_id, parent_id, flags: TraceFlags::from_wire(flags) };
+        prop_assert_eq!(TraceParent::parse(&tp.to_bytes()), Ok(tp));
+    }
+
+    #[test]
+    fn tracestate_round_trips(members in prop::collection::vec(tracestate_member(), 0..32)) {
+        let mut seen = std::collections::HashSet::new();
+        let members: Vec<_> = members.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect();
+        let header = members.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" , ");
+        let parsed = TraceState::parse(header.as_bytes()).unwrap();
+        prop_assert_eq!(parsed.len(), members.len());
+        for (k, v) in &members {
+            prop_assert_eq!(parsed.get(k), Some(v.as_str()));
+        }
+        prop_assert_eq!(TraceState::parse(parsed.as_str().as_bytes()).unwrap(), parsed);
+    }
+
+    #[test]
+    fn b3_single_round_trips(trace_id in trace_id(), span_id in span_id(), parent in proptest::option::of(span_id()), sampling in sampling()) {
+        let context = B3Context { trace_id, span_id, parent_span_id: parent.filter(|_| sampling.is_some()), sampling };
+        prop_assert_eq!(b3::parse_single(context.single_header().as_bytes()), Ok(B3Header::Context(context)));
+    }
+
+    #[test]
+    fn b3_multi_round_trips(trace_id in trace_id(), span_id in span_id(), parent in proptest::option::of(span_id()), sampling in sampling()) {
+        let context = B3Context { trace_id, span_id, parent_span_id: parent, sampling };
+        let headers = context.multi_headers();
+        let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_bytes());
+        let multi = MultiHeaders {
+            trace_id: get(b3::X_B3_TRACE_ID),
+            span_id: get(b3::X_B3_SPAN_ID),
+            parent_span_id: get(b3::X_B3_PARENT_SPAN_ID),
+            sampled: get(b3::X_B3_SAMPLED),
+            flags: get(b3::X_B3_FLAGS),
+        };
+        prop_assert_eq!(b3::parse_multi(&multi), Some(Ok(B3Header::Context(context))));
+    }
+
+    #[test]
+    fn threshold_round_trips(value in 0u64..(1 << 56)) {
+        let th = Threshold::parse(&format!("{value:014x}")).unwrap();
+        prop_assert_eq!(Threshold::parse(&th.to_string()), Some(th));
+    }
+
+    #[test]
+    fn hex_ids_round_trip(trace_id in any::<[u8; 16]>()) {
+        let id = TraceId::from_bytes(trace_id);
+        prop_assert_eq!(TraceId::from_hex(&id.to_hex()), Some(id));
+    }
+
+    #[test]
+    fn otlp_round_trips(trace_id in trace_id(), span_id in span_id(), name in ".{0,40}", start in any::<u64>(), attrs in prop::collection::vec(("[a-z.]{1,20}", any::<i64>()), 0..20)) {
+        let mut span = Span { name: name.clone().into(), start_unix_nano: start, ..Span::default() };
+        span.context = SpanContext { trace_id, span_id, ..SpanContext::default() };
+        span.attributes = attrs.iter().map(|(k, v)| KeyValue::new(k.clone(), *v)).collect();
+        let mut buf = Vec::new();
+        encode_request(&Resource::default(), &Scope::default(), &[span], &mut buf);
+        let request = decode_request(&buf).unwrap();
+        let decoded = &request.resource_spans[0].scope_spans[0].spans[0];
+        prop_assert_eq!(&decoded.name, &name);
+        prop_assert_eq!(decoded.trace_id.as_slice(), trace_id.as_bytes());
+        prop_assert_eq!(decoded.start_time_unix_nano, start);
+        prop_assert_eq!(decoded.attributes.len(), attrs.len());
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(5000))]
+
+    #[test]
+    fn parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = TraceParent::parse(&bytes);
+        let _ = TraceState::parse(&bytes);
+        let _ = b3::parse_single(&bytes);
+        let _ = b3::parse_multi(&MultiHeaders { trace_id: Some(&bytes), span_id: Some(&bytes), parent_span_id: Some(&bytes), sampled: Some(&bytes), flags: Some(&bytes) });
+        let _ = sigv4::detect(Some(&bytes), Some(&bytes));
+        let _ = sigv4::is_signed(Some(&bytes), Some(&bytes));
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = OtelTraceState::parse(&text);
+        let _ = Threshold::parse(&text);
+        let _ = RouteGrouper::default().route(&text);
+        let _ = RouteGrouper::new(&[text.as_ref()]);
+        let _ = decode_request(&bytes);
+    }
+
+    #[test]
+    fn parsers_never_panic_on_near_valid_input(prefix in "(00|cc|ff)-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}", suffix in ".{0,40}") {
+        let value = format!("{prefix}{suffix}");
+        let _ = TraceParent::parse(value.as_bytes());
+        let _ = b3::parse_single(value.as_bytes());
+        let headers = [("traceparent", value.as_str()), ("tracestate", suffix.as_str()), ("b3", value.as_str())];
+        let _ = extract(&headers[..]);
+    }
+}
