@@ -29,26 +29,92 @@ const ENCODE: &[u8; 16] = b"0123456789abcdef";
 
 /// Decodes exactly `2 * N` lowercase hex digits into `N` bytes.
 ///
-/// Returns `None` for any other length or any byte that is not `[0-9a-f]`.
+/// Returns `None` for any other length or any byte that is not `[0-9a-f]`. Eight digits at a
+/// time are decoded as one 64-bit word ([`decode8`]); the rest go through a lookup table.
 #[inline]
-#[allow(
-    clippy::indexing_slicing,
-    reason = "a u8 always indexes the 256-entry table"
-)]
 pub fn decode<const N: usize>(src: &[u8]) -> Option<[u8; N]> {
     if src.len() != 2 * N {
         return None;
     }
     let mut out = [0u8; N];
-    for (byte, pair) in out.iter_mut().zip(src.chunks_exact(2)) {
-        let &[hi, lo] = pair else { return None };
-        let (hi, lo) = (DECODE[usize::from(hi)], DECODE[usize::from(lo)]);
-        if hi == INVALID || lo == INVALID {
-            return None;
-        }
-        *byte = (hi << 4) | lo;
+    let mut valid = true;
+    let mut words = src.chunks_exact(8);
+    let mut outputs = out.chunks_exact_mut(4);
+    for (word, output) in words.by_ref().zip(outputs.by_ref()) {
+        let digits: [u8; 8] = word.try_into().unwrap_or([0; 8]);
+        let (bytes, word_valid) = decode_word(digits);
+        output.copy_from_slice(&bytes);
+        valid &= word_valid;
     }
-    Some(out)
+    decode_pairs(words.remainder(), outputs.into_remainder())?;
+    valid.then_some(out)
+}
+
+/// The same rule byte pair by byte pair, through the table: the reference for [`decode8`].
+#[allow(
+    clippy::indexing_slicing,
+    reason = "a u8 always indexes the 256-entry table"
+)]
+fn decode_pairs(src: &[u8], out: &mut [u8]) -> Option<()> {
+    // Branch-free: invalid digits decode to 0xff, whose high bit is checked once at the end.
+    let mut invalid = 0u8;
+    for (byte, pair) in out.iter_mut().zip(src.chunks_exact(2)) {
+        if let &[hi, lo] = pair {
+            let (hi, lo) = (DECODE[usize::from(hi)], DECODE[usize::from(lo)]);
+            invalid |= hi | lo;
+            *byte = (hi << 4) | (lo & 0x0f);
+        }
+    }
+    (invalid & 0x80 == 0).then_some(())
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The high bit of each byte lane of `word` is set where that byte is `>= bound`. Only valid
+/// for bytes below 0x80, which the caller checks: setting every high bit first stops a borrow
+/// from crossing into the next lane.
+#[inline]
+const fn at_least(word: u64, bound: u8) -> u64 {
+    ((word | HIGH).wrapping_sub(ONES * bound as u64)) & HIGH
+}
+
+/// Decodes 8 lowercase hex digits into 4 bytes with 64-bit arithmetic (SWAR).
+#[inline]
+pub fn decode8(digits: [u8; 8]) -> Option<[u8; 4]> {
+    let (bytes, valid) = decode_word(digits);
+    valid.then_some(bytes)
+}
+
+/// [`decode8`] without the branch: the bytes, and whether every digit was valid.
+#[inline]
+fn decode_word(digits: [u8; 8]) -> ([u8; 4], bool) {
+    let word = u64::from_le_bytes(digits);
+    let digit = at_least(word, b'0') & !at_least(word, b'9' + 1);
+    let letter = at_least(word, b'a') & !at_least(word, b'f' + 1);
+    let valid = word & HIGH == 0 && (digit | letter) == HIGH;
+    // '0'..'9' keep their low nibble; 'a'..'f' have low nibbles 1..6, so add 9.
+    let nibbles = (word & (ONES * 0x0f)) + (letter >> 7) * 9;
+    // Lane k holds the k-th digit; output byte j is digit 2j (high) and digit 2j+1 (low).
+    let even = nibbles & 0x00ff_00ff_00ff_00ff;
+    let odd = (nibbles >> 8) & 0x00ff_00ff_00ff_00ff;
+    let pairs = (even << 4) | odd;
+    let pairs = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
+    let pairs = (pairs | (pairs >> 16)) & 0xffff_ffff;
+    ((pairs as u32).to_le_bytes(), valid)
+}
+
+/// Encodes 4 bytes as 8 lowercase hex digits with 64-bit arithmetic (SWAR).
+#[inline]
+fn encode_word(bytes: [u8; 4]) -> [u8; 8] {
+    // Spread each byte's two nibbles into two lanes, high nibble first.
+    let x = u64::from(u32::from_le_bytes(bytes));
+    let x = (x | (x << 16)) & 0x0000_ffff_0000_ffff;
+    let x = (x | (x << 8)) & 0x00ff_00ff_00ff_00ff;
+    let nibbles = ((x >> 4) & (ONES * 0x0f)) | ((x & (ONES * 0x0f)) << 8);
+    // A lane of 10 or more becomes a letter: 0x76 + 10 sets its high bit.
+    let letters = ((nibbles + ONES * 0x76) & HIGH) >> 7;
+    (nibbles + ONES * u64::from(b'0') + letters * u64::from(b'a' - b'0' - 10)).to_le_bytes()
 }
 
 /// Decodes one lowercase hex digit.
@@ -76,7 +142,16 @@ pub fn encode_into(src: &[u8], dst: &mut [u8]) -> bool {
     if dst.len() != 2 * src.len() {
         return false;
     }
-    for (byte, pair) in src.iter().zip(dst.chunks_exact_mut(2)) {
+    let mut words = src.chunks_exact(4);
+    let mut outputs = dst.chunks_exact_mut(8);
+    for (word, output) in words.by_ref().zip(outputs.by_ref()) {
+        output.copy_from_slice(&encode_word(word.try_into().unwrap_or([0; 4])));
+    }
+    for (byte, pair) in words
+        .remainder()
+        .iter()
+        .zip(outputs.into_remainder().chunks_exact_mut(2))
+    {
         if let [hi, lo] = pair {
             *hi = ENCODE[usize::from(byte >> 4)];
             *lo = ENCODE[usize::from(byte & 0x0f)];
@@ -96,6 +171,38 @@ mod tests {
         assert_eq!(decode::<2>(b"0af"), None);
         assert_eq!(decode::<2>(b"0afg"), None);
         assert_eq!(decode::<1>(b"-1"), None);
+    }
+
+    #[test]
+    fn word_decoding_agrees_with_the_table_for_every_byte() {
+        for bad in 0..=255u8 {
+            for position in 0..8 {
+                let mut digits = *b"0123abcd";
+                digits[position] = bad;
+                let mut expected = [0u8; 4];
+                let table = decode_pairs(&digits, &mut expected).map(|()| expected);
+                assert_eq!(decode8(digits), table, "byte {bad:#x} at {position}");
+            }
+        }
+        assert_eq!(decode8(*b"deadbeef"), Some([0xde, 0xad, 0xbe, 0xef]));
+        assert_eq!(decode8(*b"09afAF00"), None);
+    }
+
+    #[test]
+    fn word_encoding_agrees_with_the_table() {
+        for value in [
+            0u32,
+            1,
+            0x0123_4567,
+            0x89ab_cdef,
+            0xffff_ffff,
+            0xa0b0_c0d0,
+            0x1f2e_3d4c,
+        ] {
+            let bytes = value.to_be_bytes();
+            let expected = format!("{value:08x}");
+            assert_eq!(&encode_word(bytes), expected.as_bytes());
+        }
     }
 
     #[test]

@@ -79,10 +79,13 @@ pub struct Incoming {
 /// Reads the caller's context.
 pub fn extract<H: HeaderSource + ?Sized>(headers: &H) -> Incoming {
     let mut problem = None;
-    match TraceParent::parse_values(values(headers, w3c::TRACEPARENT).into_iter()) {
-        Some(Ok(parent)) => return from_w3c(headers, parent),
-        Some(Err(error)) => problem = Some(Problem::TraceParent(error)),
-        None => {}
+    match first_value(headers, w3c::TRACEPARENT) {
+        (Some(value), 1) => match TraceParent::parse(value) {
+            Ok(parent) => return from_w3c(headers, parent),
+            Err(error) => problem = Some(Problem::TraceParent(error)),
+        },
+        (Some(_), _) => problem = Some(Problem::TraceParent(TraceParentError::Duplicated)),
+        (None, _) => {}
     }
     let b3 = match one_value(headers, b3::B3) {
         Ok(Some(single)) => Some((Format::B3Single, b3::parse_single(single))),
@@ -111,10 +114,18 @@ pub fn extract<H: HeaderSource + ?Sized>(headers: &H) -> Incoming {
     }
 }
 
-fn values<'a, H: HeaderSource + ?Sized>(headers: &'a H, name: &str) -> Vec<&'a [u8]> {
-    let mut out = Vec::new();
-    headers.for_each_value(name, &mut |value| out.push(value));
-    out
+/// The first value of a header and how many values arrived, without allocating.
+fn first_value<'a, H: HeaderSource + ?Sized>(
+    headers: &'a H,
+    name: &str,
+) -> (Option<&'a [u8]>, usize) {
+    let mut first = None;
+    let mut count = 0;
+    headers.for_each_value(name, &mut |value| {
+        count += 1;
+        first.get_or_insert(value);
+    });
+    (first, count)
 }
 
 /// The only value of a header that must not repeat.
@@ -122,16 +133,10 @@ fn one_value<'a, H: HeaderSource + ?Sized>(
     headers: &'a H,
     name: &str,
 ) -> Result<Option<&'a [u8]>, B3Error> {
-    let mut first = None;
-    let mut count = 0;
-    headers.for_each_value(name, &mut |value| {
-        count += 1;
-        first.get_or_insert(value);
-    });
-    if count > 1 {
-        return Err(B3Error::Duplicated);
+    match first_value(headers, name) {
+        (_, count) if count > 1 => Err(B3Error::Duplicated),
+        (first, _) => Ok(first),
     }
-    Ok(first)
 }
 
 fn multi_headers<H: HeaderSource + ?Sized>(
@@ -153,11 +158,20 @@ fn multi_headers<H: HeaderSource + ?Sized>(
 }
 
 fn from_w3c<H: HeaderSource + ?Sized>(headers: &H, parent: TraceParent) -> Incoming {
-    let (trace_state, problem) =
-        match TraceState::parse_values(values(headers, w3c::TRACESTATE).into_iter()) {
-            Ok(state) => (state, None),
-            Err(error) => (TraceState::default(), Some(Problem::TraceState(error))),
-        };
+    // One tracestate header is the common case; only repeated ones are collected.
+    let parsed = match first_value(headers, w3c::TRACESTATE) {
+        (None, _) => Ok(TraceState::default()),
+        (Some(value), 1) => TraceState::parse(value),
+        (Some(_), _) => {
+            let mut all = Vec::new();
+            headers.for_each_value(w3c::TRACESTATE, &mut |value| all.push(value));
+            TraceState::parse_values(all.into_iter())
+        }
+    };
+    let (trace_state, problem) = match parsed {
+        Ok(state) => (state, None),
+        Err(error) => (TraceState::default(), Some(Problem::TraceState(error))),
+    };
     Incoming {
         format: Some(Format::TraceContext),
         parent: Some(SpanContext {

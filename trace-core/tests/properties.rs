@@ -89,8 +89,25 @@ proptest! {
     }
 
     #[test]
+    fn hex_decoding_matches_a_naive_reference(text in "[0-9a-fA-Fgx. -]{32}") {
+        let naive: Option<Vec<u8>> = text
+            .as_bytes()
+            .chunks(2)
+            .map(|pair| {
+                let lower = pair.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b));
+                let pair = std::str::from_utf8(pair).ok()?;
+                lower.then(|| u8::from_str_radix(pair, 16).ok()).flatten()
+            })
+            .collect();
+        let ours = trace_core::hex::decode::<16>(text.as_bytes()).map(|b| b.to_vec());
+        prop_assert_eq!(ours, naive);
+    }
+
+    #[test]
     fn hex_ids_round_trip(trace_id in any::<[u8; 16]>()) {
         let id = TraceId::from_bytes(trace_id);
+        let naive: String = trace_id.iter().map(|b| format!("{b:02x}")).collect();
+        prop_assert_eq!(&id.to_hex()[..], naive.as_bytes());
         prop_assert_eq!(TraceId::from_hex(&id.to_hex()), Some(id));
     }
 

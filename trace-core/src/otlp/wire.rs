@@ -13,6 +13,22 @@ fn varint(buf: &mut Vec<u8>, mut value: u64) {
     buf.push(value as u8);
 }
 
+/// The varint encoding of `value`, on the stack, and its length.
+fn varint_bytes(mut value: u64) -> ([u8; 10], usize) {
+    let mut bytes = [0u8; 10];
+    let mut len = 0;
+    for slot in bytes.iter_mut() {
+        len += 1;
+        if value < 0x80 {
+            *slot = value as u8;
+            break;
+        }
+        *slot = (value as u8) | 0x80;
+        value >>= 7;
+    }
+    (bytes, len)
+}
+
 fn key(buf: &mut Vec<u8>, field: u32, wire_type: u8) {
     varint(buf, u64::from(field << 3 | u32::from(wire_type)));
 }
@@ -66,13 +82,14 @@ pub fn message(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     buf.push(0);
     let start = buf.len();
     body(buf);
-    let len = buf.len() - start;
-    let mut prefix = Vec::with_capacity(10);
-    varint(&mut prefix, len as u64);
-    if prefix.len() > 1 {
-        buf.splice(len_at..start, prefix);
-    } else if let (Some(slot), Some(byte)) = (buf.get_mut(len_at), prefix.first()) {
-        *slot = *byte;
+    let (prefix, prefix_len) = varint_bytes((buf.len() - start) as u64);
+    let prefix = prefix.get(..prefix_len).unwrap_or_default();
+    if let [byte] = prefix {
+        if let Some(slot) = buf.get_mut(len_at) {
+            *slot = *byte;
+        }
+    } else {
+        buf.splice(len_at..start, prefix.iter().copied());
     }
 }
 

@@ -107,17 +107,6 @@ impl TraceParent {
         })
     }
 
-    /// Parses all values a request carried under `traceparent`. More than one is invalid.
-    pub fn parse_values<'a>(
-        mut values: impl Iterator<Item = &'a [u8]>,
-    ) -> Option<Result<Self, TraceParentError>> {
-        let first = values.next()?;
-        if values.next().is_some() {
-            return Some(Err(TraceParentError::Duplicated));
-        }
-        Some(Self::parse(first))
-    }
-
     /// The version-00 header value, written without allocating.
     pub fn to_bytes(&self) -> [u8; TRACEPARENT_LEN] {
         let mut out = [b'-'; TRACEPARENT_LEN];
@@ -225,15 +214,5 @@ mod tests {
         .unwrap();
         assert_eq!(tp.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
         assert!(tp.to_string().starts_with("00-"));
-    }
-
-    #[test]
-    fn duplicated_headers_are_invalid() {
-        let values = [VALID.as_bytes(), VALID.as_bytes()];
-        assert_eq!(
-            TraceParent::parse_values(values.into_iter()),
-            Some(Err(TraceParentError::Duplicated))
-        );
-        assert_eq!(TraceParent::parse_values(core::iter::empty()), None);
     }
 }
