@@ -87,9 +87,13 @@ fn inject_benches(c: &mut Criterion) {
     group.bench_function("trace_core", |b| {
         b.iter(|| {
             out.0.clear();
-            inject(black_box(&ours), None, Formats::default(), |name, value| {
-                out.write(name, value)
-            });
+            inject(
+                black_box(&ours),
+                None,
+                false,
+                Formats::default(),
+                |name, value| out.write(name, value),
+            );
         })
     });
     group.bench_function("opentelemetry_sdk", |b| {

@@ -302,6 +302,7 @@ fn inspect(
             inject(
                 context,
                 started.parent_span_id,
+                incoming.debug,
                 formats.with_incoming(incoming.format),
                 |n, v| {
                     if !first {

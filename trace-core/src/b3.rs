@@ -236,17 +236,23 @@ impl B3Context {
         }
     }
 
-    /// The B3 view of a W3C context.
-    pub fn from_span_context(context: &SpanContext, parent_span_id: Option<SpanId>) -> Self {
+    /// The B3 view of a W3C context. W3C has no debug flag, so a caller's debug request is
+    /// passed in to be forwarded.
+    pub fn from_span_context(
+        context: &SpanContext,
+        parent_span_id: Option<SpanId>,
+        debug: bool,
+    ) -> Self {
+        let sampling = match (debug, context.is_sampled()) {
+            (true, _) => Sampling::Debug,
+            (false, true) => Sampling::Accept,
+            (false, false) => Sampling::Deny,
+        };
         Self {
             trace_id: context.trace_id,
             span_id: context.span_id,
             parent_span_id,
-            sampling: Some(if context.is_sampled() {
-                Sampling::Accept
-            } else {
-                Sampling::Deny
-            }),
+            sampling: Some(sampling),
         }
     }
 
@@ -440,15 +446,28 @@ mod tests {
         assert!(w3c.is_sampled());
         assert!(!w3c.flags.is_random());
         assert_eq!(w3c.trace_id.to_string(), TRACE);
-        let back = B3Context::from_span_context(&w3c, None);
+        let back = B3Context::from_span_context(&w3c, None, false);
         assert_eq!(back.single_header(), format!("{TRACE}-{SPAN}-1"));
         let deny = B3Context::from_span_context(
             &SpanContext {
                 flags: TraceFlags::default(),
-                ..w3c
+                ..w3c.clone()
             },
             None,
+            false,
         );
         assert_eq!(deny.sampling, Some(Sampling::Deny));
+        let debug = B3Context::from_span_context(&w3c, None, true);
+        assert_eq!(debug.single_header(), format!("{TRACE}-{SPAN}-d"));
+        assert_eq!(
+            debug.multi_headers().last(),
+            Some(&(X_B3_FLAGS, "1".to_string()))
+        );
+        let debug = B3Context::from_span_context(&w3c, None, true);
+        assert_eq!(debug.single_header(), format!("{TRACE}-{SPAN}-d"));
+        assert_eq!(
+            debug.multi_headers().last(),
+            Some(&(X_B3_FLAGS, "1".to_string()))
+        );
     }
 }

@@ -238,10 +238,12 @@ pub const INJECTED_HEADERS: [&str; 8] = [
 ];
 
 /// Writes `context` for the next hop, through `set(name, value)`. `parent_span_id` is the
-/// parent of `context`'s span, for B3's optional parent field.
+/// parent of `context`'s span, for B3's optional parent field; `debug` forwards a caller's B3
+/// debug request, which W3C cannot carry.
 pub fn inject(
     context: &SpanContext,
     parent_span_id: Option<SpanId>,
+    debug: bool,
     formats: Formats,
     mut set: impl FnMut(&'static str, &str),
 ) {
@@ -260,7 +262,7 @@ pub fn inject(
     if !(formats.b3_single || formats.b3_multi) {
         return;
     }
-    let b3 = B3Context::from_span_context(context, parent_span_id);
+    let b3 = B3Context::from_span_context(context, parent_span_id, debug);
     if formats.b3_single {
         set(b3::B3, &b3.single_header());
     }

@@ -123,7 +123,7 @@ fn context() -> SpanContext {
 #[test]
 fn inject_writes_w3c_always_and_b3_as_asked() {
     let mut out = Vec::new();
-    inject(&context(), None, Formats::default(), |n, v| {
+    inject(&context(), None, false, Formats::default(), |n, v| {
         out.push((n, v.to_owned()))
     });
     assert_eq!(
@@ -139,7 +139,7 @@ fn inject_writes_w3c_always_and_b3_as_asked() {
         .with_incoming(Some(Format::B3Multi))
         .with_incoming(Some(Format::B3Single));
     let mut out = Vec::new();
-    inject(&context(), Some(parent), formats, |n, v| {
+    inject(&context(), Some(parent), false, formats, |n, v| {
         out.push((n, v.to_owned()))
     });
     let names: Vec<&str> = out.iter().map(|(n, _)| *n).collect();
@@ -161,6 +161,24 @@ fn inject_writes_w3c_always_and_b3_as_asked() {
 }
 
 #[test]
+fn a_b3_debug_request_is_forwarded() {
+    let single = format!("{B3_TRACE}-{B3_SPAN}-d");
+    let incoming = extract(&headers(&[("b3", &single)])[..]);
+    let mut out = Vec::new();
+    inject(
+        &context(),
+        None,
+        incoming.debug,
+        Formats::default().with_incoming(incoming.format),
+        |n, v| out.push((n, v.to_owned())),
+    );
+    assert_eq!(
+        out.last().unwrap(),
+        &("b3", format!("{B3_TRACE}-{B3_SPAN}-d"))
+    );
+}
+
+#[test]
 fn what_is_injected_extracts_back() {
     let formats = Formats {
         b3_single: true,
@@ -168,7 +186,7 @@ fn what_is_injected_extracts_back() {
     };
     for format in [Format::TraceContext, Format::B3Single, Format::B3Multi] {
         let mut out: Vec<(String, String)> = Vec::new();
-        inject(&context(), None, formats, |n, v| {
+        inject(&context(), None, false, formats, |n, v| {
             out.push((n.to_owned(), v.to_owned()))
         });
         let only: Vec<(String, String)> = out

@@ -29,6 +29,7 @@ fn forward(headers: &[(&str, &str)]) -> (TraceParent, TraceState) {
     inject(
         &started.context,
         started.parent_span_id,
+        incoming.debug,
         Formats::default(),
         |name, value| out.push((name, value.to_owned())),
     );

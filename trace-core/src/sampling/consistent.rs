@@ -189,7 +189,7 @@ mod tests {
         let mut ts = TraceState::parse(b"vendor=x,ot=th:8;rv:0123456789abcd;zz:keep").unwrap();
         let mut ot = OtelTraceState::from_trace_state(&ts);
         assert_eq!(ot.threshold, Threshold::parse("8"));
-        assert_eq!(ot.randomness, Some(0x0123_4567_89ab_cd));
+        assert_eq!(ot.randomness, Some(0x0001_2345_6789_abcd));
         ot.threshold = Some(Threshold::parse("c").unwrap());
         ot.store(&mut ts);
         assert_eq!(ts.as_str(), "ot=th:c;rv:0123456789abcd;zz:keep,vendor=x");
