@@ -23,3 +23,14 @@ cargo test --workspace --all-targets
 
 step "documentation tests"
 cargo test --workspace --doc
+
+step "the main job runs on its embedded default"
+main_job_output=$(cargo run --quiet --release -p trace-core --example inspect)
+for expected in "uppercase trace ID" "ignored:   traceparent trace-id is invalid" \
+    "b3: 80f198ee56343ba864fe8b2a57d3eff7-" "sigv4:     signed in the Header" "decoded by opentelemetry-proto"; do
+    grep -qF -- "$expected" <<<"$main_job_output" || {
+        echo "main job output lacks: $expected" >&2
+        exit 1
+    }
+done
+echo "main job output checked"
