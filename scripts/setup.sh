@@ -50,7 +50,12 @@ if ! command -v bpf-linker >/dev/null 2>&1; then
 fi
 
 log "building trace-core and wasm-filter for wasm32-unknown-unknown"
-"${WASM_CARGO[@]}" build --release -p trace-core -p wasm-filter "${WASM_BUILD_ARGS[@]}"
+"${WASM_CARGO[@]}" build --profile wasm -p trace-core -p wasm-filter "${WASM_BUILD_ARGS[@]}"
+mkdir -p artifacts
+wasm-opt -all -Oz --strip-debug --strip-producers \
+    target/wasm32-unknown-unknown/wasm/wasm_filter.wasm -o artifacts/threadline-filter.wasm
+wasm-validate artifacts/threadline-filter.wasm
+log "published artifacts/threadline-filter.wasm ($(stat -c %s artifacts/threadline-filter.wasm) bytes)"
 
 log "building node-probe-ebpf for bpfel-unknown-none"
 "${BPF_CARGO[@]}" build --release -p node-probe-ebpf "${BPF_BUILD_ARGS[@]}"

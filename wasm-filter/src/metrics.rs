@@ -1,0 +1,78 @@
+//! The filter's counters, through the proxy-wasm metrics API. Envoy shows each as
+//! `wasmcustom.<name>`.
+//!
+//! A counter the host refuses to define is logged once and then skipped: metrics are never a
+//! reason to fail a request or the plugin.
+
+use crate::hostcall::{self, MetricType};
+
+/// A counter of the filter.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Counter {
+    /// Spans the collector accepted.
+    SpansExported,
+    /// Spans lost: queue full, or an export that failed for the last time.
+    SpansDropped,
+    /// Export requests that failed (refused, timed out, reset or not 2xx).
+    ExportFailures,
+    /// Incoming trace headers that were malformed and ignored.
+    TraceHeadersIgnored,
+}
+
+impl Counter {
+    const ALL: [Counter; 4] = [
+        Counter::SpansExported,
+        Counter::SpansDropped,
+        Counter::ExportFailures,
+        Counter::TraceHeadersIgnored,
+    ];
+
+    /// The metric name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::SpansExported => "threadline_spans_exported",
+            Counter::SpansDropped => "threadline_spans_dropped",
+            Counter::ExportFailures => "threadline_export_failures",
+            Counter::TraceHeadersIgnored => "threadline_trace_headers_ignored",
+        }
+    }
+}
+
+/// The defined counters of this plugin.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    ids: [Option<u32>; 4],
+}
+
+impl Metrics {
+    /// Defines every counter.
+    pub fn define() -> Self {
+        let mut ids = [None; 4];
+        for (slot, counter) in ids.iter_mut().zip(Counter::ALL) {
+            match hostcall::define_metric(MetricType::Counter, counter.name()) {
+                Ok(id) => *slot = Some(id),
+                Err(status) => {
+                    log::warn!("metric {} not defined: status {}", counter.name(), status.0)
+                }
+            }
+        }
+        Self { ids }
+    }
+
+    /// Adds `n` to `counter`; nothing for 0, which the API refuses.
+    pub fn add(&self, counter: Counter, n: usize) {
+        let id = Counter::ALL
+            .iter()
+            .position(|c| *c == counter)
+            .and_then(|i| self.ids.get(i).copied().flatten());
+        if let (Some(id), Ok(n @ 1..)) = (id, i64::try_from(n))
+            && let Err(status) = hostcall::increment_metric(id, n)
+        {
+            log::debug!(
+                "metric {} not incremented: status {}",
+                counter.name(),
+                status.0
+            );
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! One HTTP request through the proxy: read the caller's context, start the span, rewrite the
+//! propagated parent, and finish the span in `on_log` from Envoy's attributes.
+//!
+//! Nothing here can fail a request: a host call that fails leaves an attribute out, a
+//! malformed header means a new trace, and a request that must not be touched keeps every
+//! header byte.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use proxy_wasm::traits::{Context, HttpContext};
+use proxy_wasm::types::Action;
+use trace_core::propagation::{INJECTED_HEADERS, extract, inject};
+use trace_core::route::{Route, known_method, span_name};
+use trace_core::semconv::{self, threadline};
+use trace_core::span::{Span, SpanKind};
+use trace_core::start::start_span;
+use trace_core::{SpanContext, sigv4};
+
+use crate::config::{Direction, Settings, WithoutContext};
+use crate::hostcall::{self, Map};
+use crate::metrics::Counter;
+use crate::pairs::Pair;
+use crate::properties::{self, ListenerDirection};
+use crate::root::Shared;
+
+/// The span of one request, from its headers to its log.
+pub struct RequestSpan {
+    shared: Rc<RefCell<Shared>>,
+    span: Option<Span>,
+    black_box: bool,
+}
+
+impl RequestSpan {
+    /// A request of the root that owns `shared`.
+    pub fn new(shared: Rc<RefCell<Shared>>) -> Self {
+        Self {
+            shared,
+            span: None,
+            black_box: false,
+        }
+    }
+
+    fn start(&mut self) {
+        let headers = match hostcall::header_pairs(Map::RequestHeaders) {
+            Ok(headers) => headers,
+            Err(status) => {
+                log::debug!(
+                    "threadline: request headers unreadable (status {}), not traced",
+                    status.0
+                );
+                return;
+            }
+        };
+        let mut shared = self.shared.borrow_mut();
+        let shared = &mut *shared;
+        let settings = &shared.settings;
+        let header = |name: &str| header(&headers, name);
+        let path = text(header(":path"));
+        let authority = text(header(":authority"));
+        let query = path.split_once('?').map(|(_, q)| q.as_bytes());
+        self.black_box = sigv4::is_signed(header("authorization"), query)
+            || settings.no_touch.matches(&authority, &path);
+
+        let incoming = extract(&headers[..]);
+        if let Some(problem) = incoming.problem {
+            log::debug!("threadline: ignored trace header: {problem}");
+            shared.metrics.add(Counter::TraceHeadersIgnored, 1);
+        }
+        if incoming.parent.is_none() && settings.without_context == WithoutContext::Ignore {
+            return;
+        }
+        let started = start_span(
+            incoming.parent.as_ref(),
+            incoming.sampled,
+            &settings.sampler,
+            &mut shared.ids,
+        );
+        if !self.black_box {
+            let formats = settings.propagation.with_incoming(incoming.format);
+            propagate(
+                &headers,
+                &started.context,
+                started.parent_span_id,
+                incoming.debug,
+                formats,
+            );
+        }
+        if !started.context.is_sampled() {
+            return;
+        }
+        let kind = span_kind(settings.direction);
+        let method = text(header(":method"));
+        let route = settings.routes.route(&path);
+        let mut span = Span {
+            name: span_name(&method, &route),
+            kind,
+            parent_span_id: started.parent_span_id,
+            parent_is_remote: started.parent_span_id.is_some(),
+            context: started.context,
+            start_unix_nano: start_time(),
+            ..Span::default()
+        };
+        request_attributes(
+            &mut span, settings, &headers, &method, &path, &authority, &route,
+        );
+        if self.black_box {
+            span.set_attribute(threadline::PROPAGATION, "black_box");
+        }
+        if incoming.debug {
+            span.set_attribute(threadline::DEBUG, true);
+        }
+        self.span = Some(span);
+    }
+
+    fn finish(&mut self) {
+        let Some(mut span) = self.span.take() else {
+            return;
+        };
+        span.end_unix_nano = properties::integer(properties::REQUEST_DURATION)
+            .and_then(|d| u64::try_from(d).ok())
+            .map_or_else(now, |d| span.start_unix_nano.saturating_add(d));
+        if let Some(protocol) = properties::string(properties::REQUEST_PROTOCOL) {
+            let version = protocol
+                .strip_prefix("HTTP/")
+                .unwrap_or(&protocol)
+                .to_owned();
+            span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, version);
+        }
+        let peer = match span.kind {
+            SpanKind::Server if !self.black_box => properties::SOURCE_ADDRESS,
+            _ => properties::UPSTREAM_ADDRESS,
+        };
+        if let Some((address, port)) = properties::address(peer) {
+            if peer == properties::SOURCE_ADDRESS {
+                span.set_attribute(semconv::CLIENT_ADDRESS, address.clone());
+                span.set_attribute(semconv::CLIENT_PORT, i64::from(port));
+            }
+            span.set_attribute(semconv::NETWORK_PEER_ADDRESS, address);
+            span.set_attribute(semconv::NETWORK_PEER_PORT, i64::from(port));
+        }
+        if self.black_box {
+            // Our end of the upstream connection completes the 4-tuple that node-probe joins on.
+            if let Some((address, port)) = properties::address(properties::UPSTREAM_LOCAL_ADDRESS) {
+                span.set_attribute(semconv::NETWORK_LOCAL_ADDRESS, address);
+                span.set_attribute(semconv::NETWORK_LOCAL_PORT, i64::from(port));
+            }
+        }
+        set_status(&mut span, properties::integer(properties::RESPONSE_CODE));
+        let mut shared = self.shared.borrow_mut();
+        if !shared.exporter.push(span) {
+            shared.metrics.add(Counter::SpansDropped, 1);
+            log::debug!("threadline: span queue full, span dropped");
+        }
+    }
+}
+
+fn header<'a>(headers: &'a [Pair], name: &str) -> Option<&'a [u8]> {
+    headers
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_slice())
+}
+
+fn text(value: Option<&[u8]>) -> Cow<'_, str> {
+    value.map_or(Cow::Borrowed(""), String::from_utf8_lossy)
+}
+
+fn now() -> u64 {
+    hostcall::now_nanos().unwrap_or(0)
+}
+
+fn start_time() -> u64 {
+    properties::integer(properties::REQUEST_TIME)
+        .and_then(|t| u64::try_from(t).ok())
+        .unwrap_or_else(now)
+}
+
+fn span_kind(direction: Direction) -> SpanKind {
+    let outbound = match direction {
+        Direction::Inbound => false,
+        Direction::Outbound => true,
+        Direction::Auto => properties::listener_direction() == Some(ListenerDirection::Outbound),
+    };
+    if outbound {
+        SpanKind::Client
+    } else {
+        SpanKind::Server
+    }
+}
+
+/// Writes our context into the request, and removes any propagation header of the caller's
+/// that we did not rewrite, so no stale parent reaches the next hop.
+fn propagate(
+    headers: &[Pair],
+    context: &SpanContext,
+    parent: Option<trace_core::SpanId>,
+    debug: bool,
+    formats: trace_core::propagation::Formats,
+) {
+    let mut written: Vec<&'static str> = Vec::with_capacity(4);
+    inject(context, parent, debug, formats, |name, value| {
+        written.push(name);
+        if let Err(status) = hostcall::replace_header(Map::RequestHeaders, name, value) {
+            log::debug!("threadline: cannot set {name}: status {}", status.0);
+        }
+    });
+    for name in INJECTED_HEADERS {
+        if !written.contains(&name)
+            && header(headers, name).is_some()
+            && let Err(status) = hostcall::remove_header(Map::RequestHeaders, name)
+        {
+            log::debug!("threadline: cannot remove {name}: status {}", status.0);
+        }
+    }
+}
+
+fn request_attributes(
+    span: &mut Span,
+    settings: &Settings,
+    headers: &[Pair],
+    method: &str,
+    path: &str,
+    authority: &str,
+    route: &Route<'_>,
+) {
+    match known_method(method) {
+        Some(known) => span.set_attribute(semconv::HTTP_REQUEST_METHOD, known),
+        None => {
+            span.set_attribute(semconv::HTTP_REQUEST_METHOD, "_OTHER");
+            span.set_attribute(semconv::HTTP_REQUEST_METHOD_ORIGINAL, method.to_owned());
+        }
+    }
+    let url_path = path.split('?').next().unwrap_or_default();
+    span.set_attribute(semconv::URL_PATH, url_path.to_owned());
+    if let Route::Template(template) = route {
+        span.set_attribute(semconv::HTTP_ROUTE, (*template).to_owned());
+    }
+    if let Some(scheme) = header(headers, ":scheme") {
+        span.set_attribute(
+            semconv::URL_SCHEME,
+            String::from_utf8_lossy(scheme).into_owned(),
+        );
+    }
+    if !authority.is_empty() {
+        let host = authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host);
+        span.set_attribute(semconv::SERVER_ADDRESS, host.to_owned());
+    }
+    if let Some(agent) = header(headers, "user-agent") {
+        span.set_attribute(
+            semconv::USER_AGENT_ORIGINAL,
+            String::from_utf8_lossy(agent).into_owned(),
+        );
+    }
+    for name in &settings.capture_headers {
+        if let Some(value) = header(headers, name) {
+            let key = format!("http.request.header.{name}");
+            span.set_attribute(key, String::from_utf8_lossy(value).into_owned());
+        }
+    }
+    let tags = &settings.tags;
+    for (key, value) in [
+        (threadline::DATACENTER, &tags.datacenter),
+        (threadline::LOCATION, &tags.location),
+        (threadline::NODE, &tags.node),
+        (threadline::WORKLOAD, &tags.workload),
+    ] {
+        if let Some(value) = value {
+            span.set_attribute(key, value.clone());
+        }
+    }
+}
+
+/// Server spans fail on 5xx, client spans on 4xx and 5xx; no response at all is a failure.
+fn set_status(span: &mut Span, code: Option<i64>) {
+    let Some(code) = code.filter(|c| *c > 0) else {
+        span.set_attribute(semconv::ERROR_TYPE, "no_response");
+        span.set_error("no response");
+        return;
+    };
+    span.set_attribute(semconv::HTTP_RESPONSE_STATUS_CODE, code);
+    let threshold = if span.kind == SpanKind::Client {
+        400
+    } else {
+        500
+    };
+    if code >= threshold {
+        span.set_attribute(semconv::ERROR_TYPE, code.to_string());
+        span.set_error(format!("HTTP {code}"));
+    }
+}
+
+impl Context for RequestSpan {}
+
+impl HttpContext for RequestSpan {
+    fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
+        self.start();
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        self.finish();
+    }
+}
