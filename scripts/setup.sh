@@ -50,11 +50,16 @@ if ! command -v bpf-linker >/dev/null 2>&1; then
 fi
 
 log "building trace-core and wasm-filter for wasm32-unknown-unknown"
-"${WASM_CARGO[@]}" build --profile wasm -p trace-core -p wasm-filter "${WASM_BUILD_ARGS[@]}"
+"${WASM_CARGO[@]}" build --profile wasm -p trace-core -p wasm-filter -p empty-filter "${WASM_BUILD_ARGS[@]}"
 mkdir -p artifacts
-wasm-opt -all -Oz --strip-debug --strip-producers \
-    target/wasm32-unknown-unknown/wasm/wasm_filter.wasm -o artifacts/threadline-filter.wasm
-wasm-validate artifacts/threadline-filter.wasm
+# threadline-filter.wasm is what Envoy loads; empty-filter.wasm is the benchmark's baseline.
+for filter in wasm_filter:threadline-filter empty_filter:empty-filter; do
+    # Features come from the module's own target_features section: `-all` would let wasm-opt
+    # use features that Envoy's V8 (and wasmtime) may not load.
+    wasm-opt -Oz --strip-debug --strip-producers \
+        "target/wasm32-unknown-unknown/wasm/${filter%%:*}.wasm" -o "artifacts/${filter##*:}.wasm"
+    wasm-validate "artifacts/${filter##*:}.wasm"
+done
 log "published artifacts/threadline-filter.wasm ($(stat -c %s artifacts/threadline-filter.wasm) bytes)"
 
 log "building node-probe-ebpf for bpfel-unknown-none"

@@ -44,14 +44,14 @@ pub struct Exporter {
 }
 
 impl Exporter {
-    /// An empty exporter.
-    pub fn new(limits: Batch) -> Self {
+    /// An empty exporter; the first flush interval runs from `now_ms`.
+    pub fn new(limits: Batch, now_ms: u64) -> Self {
         Self {
             queue: VecDeque::with_capacity(limits.max_spans),
             limits,
             retries: VecDeque::new(),
             in_flight: Vec::new(),
-            last_batch_ms: 0,
+            last_batch_ms: now_ms,
         }
     }
 
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn batches_on_size_or_interval() {
-        let mut exporter = Exporter::new(limits());
+        let mut exporter = Exporter::new(limits(), 0);
         assert!(exporter.push(Span::default()));
         assert_eq!(
             exporter.next(500, count),
@@ -156,6 +156,13 @@ mod tests {
             "one span, interval not reached"
         );
         let partial = exporter.next(1000, count).unwrap();
+        assert!(exporter.push(Span::default()));
+        assert_eq!(
+            exporter.next(1500, count),
+            None,
+            "the interval restarts at each batch"
+        );
+        assert_eq!(exporter.next(2000, count).unwrap().spans, 1);
         assert_eq!(partial.spans, 1);
         assert!(exporter.push(Span::default()));
         assert!(exporter.push(Span::default()));
@@ -168,7 +175,7 @@ mod tests {
 
     #[test]
     fn bounds_in_flight_and_retries_then_drops() {
-        let mut exporter = Exporter::new(limits());
+        let mut exporter = Exporter::new(limits(), 0);
         assert!(exporter.push(Span::default()));
         assert!(exporter.push(Span::default()));
         let export = exporter.next(0, count).unwrap();

@@ -85,7 +85,8 @@ impl Root {
                 shared.resource = resource;
             }
             None => {
-                let exporter = Exporter::new(settings.batch.clone());
+                let now_ms = hostcall::now_nanos().unwrap_or(0) / 1_000_000;
+                let exporter = Exporter::new(settings.batch.clone(), now_ms);
                 self.shared = Some(Rc::new(RefCell::new(Shared {
                     settings,
                     ids: IdGenerator::from_seed(seed()),
