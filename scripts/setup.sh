@@ -14,6 +14,8 @@ apt_packages=(
     binaryen wabt
     # eBPF: bpf-linker's LLVM, and bpftool/iproute2 to inspect and attach programs.
     llvm-22-dev clang-22 lld-22 bpftool iproute2
+    # Pingora's zlib-ng builds with cmake.
+    cmake
     # Benchmark peers and load.
     nginx-light wrk
 )

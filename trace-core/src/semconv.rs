@@ -58,6 +58,8 @@ pub mod threadline {
     pub const LOCATION: &str = "threadline.location";
     /// Region of the edge or core location.
     pub const REGION: &str = "threadline.region";
+    /// Point of presence of an edge location.
+    pub const POP: &str = "threadline.pop";
     /// Node (server) the span ran on.
     pub const NODE: &str = "threadline.node";
     /// Workload (microVM or service instance) the span belongs to.

@@ -2,6 +2,8 @@
 //! host and the same run. Each filter serves the same request (a W3C caller, six headers,
 //! Envoy's attributes) through every callback; every 256 requests the root ticks and the
 //! collector answers, so export is part of the cost. Host calls per request are printed.
+//! Two more cases show where the cost goes: an unsampled request (context read, IDs, one
+//! header rewrite, no span) and a request without context that the filter ignores.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -43,6 +45,9 @@ fn host_calls_per_request(path: &str) -> f64 {
     (harness.host_calls.get() - before) as f64 / FLUSH_EVERY as f64
 }
 
+/// A benchmark case: its name, the filter file, the configuration and the request it serves.
+type Variant = (&'static str, &'static str, &'static str, fn() -> Request);
+
 fn filter_cost(c: &mut Criterion) {
     for (name, path) in [
         ("threadline_filter", FILTER),
@@ -54,15 +59,33 @@ fn filter_cost(c: &mut Criterion) {
         );
     }
     let mut group = c.benchmark_group("request_through_filter");
-    for (name, path) in [
-        ("threadline_filter", FILTER),
-        ("empty_filter", EMPTY_FILTER),
-    ] {
-        let mut harness = Harness::start_file(path, "{}", Request::default()).expect("started");
+    let unsampled = || {
+        Request::get(
+            "/users/42",
+            &[(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            )],
+        )
+    };
+    let plain = || Request::get("/users/42", &[]);
+    let variants: [Variant; 4] = [
+        ("threadline_filter", FILTER, "{}", request),
+        ("unsampled", FILTER, "{}", unsampled),
+        (
+            "ignore_no_context",
+            FILTER,
+            r#"{"without_context":"ignore"}"#,
+            plain,
+        ),
+        ("empty_filter", EMPTY_FILTER, "{}", request),
+    ];
+    for (name, path, cfg, make) in variants {
+        let mut harness = Harness::start_file(path, cfg, Request::default()).expect("started");
         let mut served = 0;
         group.bench_function(name, |b| {
             b.iter_batched(
-                request,
+                make,
                 |r| serve(&mut harness, &mut served, r),
                 BatchSize::SmallInput,
             )

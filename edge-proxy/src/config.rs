@@ -1,0 +1,787 @@
+//! The edge proxy's configuration: TOML, typed with serde, overridden by the standard `OTEL_*`
+//! environment variables, and checked once at start with errors that name the field.
+//!
+//! ```toml
+//! routes = ["/users/{id}"]         # span names and http.route; other paths are grouped
+//!
+//! [server]
+//! threads = 2
+//! grace_period_seconds = 1         # keep serving this long after SIGTERM, then drain
+//!
+//! [listen]
+//! http = ["0.0.0.0:8080"]          # HTTP/1.1, and HTTP/2 with prior knowledge when h2c = true
+//! h2c = false
+//! [[listen.tls]]                   # HTTP/1.1 and HTTP/2 (ALPN)
+//! address = "0.0.0.0:8443"
+//! certificate = "/etc/edge/cert.pem"
+//! key = "/etc/edge/key.pem"
+//!
+//! [admin]
+//! address = "127.0.0.1:9464"       # Prometheus /metrics
+//!
+//! [edge]                           # tags on every span
+//! location = "fra1-edge"
+//! region = "eu-central"
+//! pop = "fra1"
+//!
+//! [trust]
+//! client_networks = ["10.0.0.0/8"] # these callers' trace context is continued
+//!
+//! [sampling]
+//! mode = "hash_seed"
+//! percentage = 10.0
+//! hash_seed = 22
+//!
+//! [propagation]
+//! b3_single = false
+//! b3_multi = false
+//! trace_id_response_header = "x-trace-id"   # optional
+//!
+//! [export]
+//! endpoint = "http://127.0.0.1:4318"        # none: spans are printed to the terminal
+//! protocol = "http/protobuf"                 # or "grpc"
+//!
+//! [upstreams]
+//! selection = "round_robin"                  # or "consistent_hash" (by client address)
+//! [upstreams.health_check]
+//! kind = "http"                              # or "tcp"
+//! path = "/healthz"
+//! [[upstreams.locations]]
+//! name = "fra1"
+//! address = "10.1.0.10:80"
+//! weight = 10
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use trace_core::propagation::Formats;
+use trace_core::sampling::{Sampler, SamplingConfig, SamplingMode};
+
+/// The configuration as written.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Process settings.
+    pub server: Server,
+    /// Client-facing listeners.
+    pub listen: Listen,
+    /// The admin listener.
+    pub admin: Admin,
+    /// Tags of this edge location.
+    pub edge: EdgeTags,
+    /// Whose trace context is continued.
+    pub trust: Trust,
+    /// Sampling of new traces.
+    pub sampling: SamplingConfig,
+    /// Headers written to the upstream and the client.
+    pub propagation: Propagation,
+    /// Where spans go.
+    pub export: Export,
+    /// Core locations.
+    pub upstreams: Upstreams,
+    /// The access log.
+    pub access_log: AccessLog,
+    /// Route templates for span names and `http.route`, e.g. `/users/{id}`; other paths are
+    /// grouped by trace-core's heuristic.
+    pub routes: Vec<String>,
+}
+
+/// Process settings: workers, shutdown and graceful upgrade.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Server {
+    /// Worker threads of the proxy.
+    pub threads: usize,
+    /// Seconds to keep serving after SIGTERM (or SIGQUIT for an upgrade) before closing.
+    pub grace_period_seconds: u64,
+    /// Seconds to let in-flight requests finish after the grace period.
+    pub graceful_shutdown_timeout_seconds: u64,
+    /// Socket through which a new process takes over the listeners on `--upgrade`.
+    pub upgrade_socket: String,
+    /// PID file.
+    pub pid_file: String,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+            grace_period_seconds: 1,
+            graceful_shutdown_timeout_seconds: 5,
+            upgrade_socket: "/tmp/edge-proxy-upgrade.sock".into(),
+            pid_file: "/tmp/edge-proxy.pid".into(),
+        }
+    }
+}
+
+/// Client-facing listeners.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listen {
+    /// Plain-text addresses.
+    pub http: Vec<String>,
+    /// Accept HTTP/2 with prior knowledge on the plain-text addresses.
+    pub h2c: bool,
+    /// TLS listeners.
+    pub tls: Vec<TlsListener>,
+}
+
+impl Default for Listen {
+    fn default() -> Self {
+        Self {
+            http: vec!["127.0.0.1:8080".into()],
+            h2c: false,
+            tls: vec![],
+        }
+    }
+}
+
+/// One TLS listener; HTTP/2 is offered through ALPN.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListener {
+    /// Address to bind.
+    pub address: String,
+    /// PEM certificate chain.
+    pub certificate: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// The admin listener.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Admin {
+    /// Address of the Prometheus `/metrics` endpoint; empty disables it.
+    pub address: String,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self {
+            address: "127.0.0.1:9464".into(),
+        }
+    }
+}
+
+/// Tags of this edge location, on every span.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct EdgeTags {
+    /// Edge location name.
+    pub location: Option<String>,
+    /// Region.
+    pub region: Option<String>,
+    /// Point of presence.
+    pub pop: Option<String>,
+}
+
+/// Trusted client networks.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Trust {
+    /// CIDRs whose trace context and sampling decision are continued. Anyone else gets a new
+    /// root trace, with their valid context kept as a span link.
+    pub client_networks: Vec<IpNet>,
+}
+
+/// Propagation to the upstream and the client.
+#[derive(Deserialize, Debug, Clone, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Propagation {
+    /// Also write the single `b3` header.
+    pub b3_single: bool,
+    /// Also write the `X-B3-*` headers.
+    pub b3_multi: bool,
+    /// A response header that tells the client its trace ID.
+    pub trace_id_response_header: Option<String>,
+}
+
+/// OTLP export protocols.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// OTLP/HTTP with protobuf bodies.
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    /// OTLP/gRPC.
+    #[serde(rename = "grpc")]
+    Grpc,
+}
+
+/// Span export.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Export {
+    /// Tracing on or off; off leaves propagation and spans out entirely.
+    pub enabled: bool,
+    /// Collector base URL; without one, finished spans are printed to the terminal.
+    pub endpoint: Option<String>,
+    /// OTLP protocol.
+    pub protocol: Protocol,
+    /// Timeout of one export request, in milliseconds.
+    pub timeout_ms: u64,
+    /// Spans per export request.
+    pub batch_size: usize,
+    /// A partial batch is sent after this many milliseconds.
+    pub flush_interval_ms: u64,
+    /// Finished spans waiting for export; beyond this they are dropped and counted.
+    pub queue_size: usize,
+    /// Retries of a failed export before its spans are dropped and counted.
+    pub max_retries: u32,
+    /// Extra request headers (e.g. authentication).
+    pub headers: BTreeMap<String, String>,
+    /// `service.name`.
+    pub service_name: String,
+    /// Extra resource attributes.
+    pub resource_attributes: BTreeMap<String, String>,
+}
+
+impl Default for Export {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            endpoint: None,
+            protocol: Protocol::default(),
+            timeout_ms: 2000,
+            batch_size: 512,
+            flush_interval_ms: 1000,
+            queue_size: 8192,
+            max_retries: 2,
+            headers: BTreeMap::new(),
+            service_name: "edge-proxy".into(),
+            resource_attributes: BTreeMap::new(),
+        }
+    }
+}
+
+/// How an upstream is picked.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Selection {
+    /// Weighted round robin.
+    #[default]
+    RoundRobin,
+    /// Consistent hashing (Ketama) on the client address.
+    ConsistentHash,
+}
+
+/// Active health checks.
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthCheckKind {
+    /// A TCP connect.
+    #[default]
+    Tcp,
+    /// An HTTP GET that must answer 200.
+    Http,
+}
+
+/// Health check settings.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheck {
+    /// TCP or HTTP.
+    pub kind: HealthCheckKind,
+    /// Path of HTTP checks.
+    pub path: String,
+    /// Host header of HTTP checks.
+    pub host: String,
+    /// Time between checks, in milliseconds.
+    pub interval_ms: u64,
+}
+
+impl Default for HealthCheck {
+    fn default() -> Self {
+        Self {
+            kind: HealthCheckKind::Tcp,
+            path: "/healthz".into(),
+            host: "localhost".into(),
+            interval_ms: 1000,
+        }
+    }
+}
+
+/// One core location.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    /// Name, recorded on the CLIENT span.
+    pub name: String,
+    /// `host:port`.
+    pub address: String,
+    /// Relative weight.
+    #[serde(default = "default_weight")]
+    pub weight: usize,
+}
+
+fn default_weight() -> usize {
+    1
+}
+
+/// Core locations and how to reach them.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct Upstreams {
+    /// Selection policy.
+    pub selection: Selection,
+    /// Health checks.
+    pub health_check: HealthCheck,
+    /// Connect timeout, in milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Read timeout, in milliseconds.
+    pub read_timeout_ms: u64,
+    /// Attempts on another healthy upstream after a failed connect or response.
+    pub retries: usize,
+    /// The locations; the embedded default uses a built-in demo upstream instead.
+    pub locations: Vec<Location>,
+}
+
+impl Default for Upstreams {
+    fn default() -> Self {
+        Self {
+            selection: Selection::RoundRobin,
+            health_check: HealthCheck::default(),
+            connect_timeout_ms: 1000,
+            read_timeout_ms: 30_000,
+            retries: 1,
+            locations: vec![],
+        }
+    }
+}
+
+/// The JSON access log.
+#[derive(Deserialize, Debug, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub struct AccessLog {
+    /// Write one JSON line per request to standard output.
+    pub enabled: bool,
+}
+
+impl Default for AccessLog {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
+}
+
+/// A configuration that cannot work, naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Dotted path of the field, or the environment variable.
+    pub field: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.reason)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field: field.into(),
+        reason: reason.into(),
+    }
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Everything as configured.
+    pub config: Config,
+    /// Plain-text listen addresses.
+    pub http: Vec<SocketAddr>,
+    /// The admin address, if enabled.
+    pub admin: Option<SocketAddr>,
+    /// The sampler.
+    pub sampler: Sampler,
+    /// Propagation formats besides W3C.
+    pub formats: Formats,
+    /// True when no upstream is configured: the built-in demo upstream serves.
+    pub demo_upstream: bool,
+    /// Route grouping.
+    pub routes: trace_core::route::RouteGrouper,
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|e| invalid("configuration", e.to_string()))?;
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let reason = e.inner().message().to_owned();
+            invalid(
+                if path == "." {
+                    "configuration".into()
+                } else {
+                    path
+                },
+                reason,
+            )
+        })
+    }
+
+    /// Applies the standard `OTEL_*` variables, which win over the file.
+    pub fn apply_env(&mut self, var: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        let export = &mut self.export;
+        if let Some(v) = var("OTEL_SDK_DISABLED") {
+            export.enabled = !v.trim().eq_ignore_ascii_case("true");
+        }
+        if let Some(v) =
+            var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| var("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        {
+            export.endpoint = (!v.trim().is_empty()).then(|| v.trim().to_owned());
+        }
+        if let Some(v) =
+            var("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL").or_else(|| var("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        {
+            export.protocol = match v.trim() {
+                "grpc" => Protocol::Grpc,
+                "http/protobuf" => Protocol::HttpProtobuf,
+                other => {
+                    return Err(invalid(
+                        "OTEL_EXPORTER_OTLP_PROTOCOL",
+                        format!("must be grpc or http/protobuf, got {other:?}"),
+                    ));
+                }
+            };
+        }
+        if let Some(v) = var("OTEL_EXPORTER_OTLP_TIMEOUT") {
+            export.timeout_ms = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("OTEL_EXPORTER_OTLP_TIMEOUT", "must be milliseconds"))?;
+        }
+        if let Some(v) = var("OTEL_EXPORTER_OTLP_HEADERS") {
+            export
+                .headers
+                .extend(key_values("OTEL_EXPORTER_OTLP_HEADERS", &v)?);
+        }
+        if let Some(v) = var("OTEL_SERVICE_NAME") {
+            export.service_name = v;
+        }
+        if let Some(v) = var("OTEL_RESOURCE_ATTRIBUTES") {
+            export
+                .resource_attributes
+                .extend(key_values("OTEL_RESOURCE_ATTRIBUTES", &v)?);
+        }
+        if let Some(v) = var("OTEL_TRACES_SAMPLER") {
+            let (mode, parent_based) = match v.trim() {
+                "always_on" => (SamplingMode::AlwaysOn, false),
+                "always_off" => (SamplingMode::AlwaysOff, false),
+                "traceidratio" => (SamplingMode::Proportional, false),
+                "parentbased_always_on" => (SamplingMode::AlwaysOn, true),
+                "parentbased_always_off" => (SamplingMode::AlwaysOff, true),
+                "parentbased_traceidratio" => (SamplingMode::Proportional, true),
+                other => {
+                    return Err(invalid(
+                        "OTEL_TRACES_SAMPLER",
+                        format!("unsupported sampler {other:?}"),
+                    ));
+                }
+            };
+            self.sampling.mode = mode;
+            self.sampling.parent_based = parent_based;
+        }
+        if let Some(v) = var("OTEL_TRACES_SAMPLER_ARG") {
+            let ratio: f32 = v.trim().parse().map_err(|_| {
+                invalid("OTEL_TRACES_SAMPLER_ARG", "must be a ratio between 0 and 1")
+            })?;
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(invalid(
+                    "OTEL_TRACES_SAMPLER_ARG",
+                    "must be a ratio between 0 and 1",
+                ));
+            }
+            self.sampling.percentage = ratio * 100.0;
+        }
+        Ok(())
+    }
+
+    /// Checks every field.
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let http = self
+            .listen
+            .http
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                a.parse().map_err(|_| {
+                    invalid(
+                        format!("listen.http[{i}]"),
+                        format!("{a:?} is not an ip:port"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<SocketAddr>, _>>()?;
+        if http.is_empty() && self.listen.tls.is_empty() {
+            return Err(invalid("listen", "needs at least one http or tls address"));
+        }
+        for (i, tls) in self.listen.tls.iter().enumerate() {
+            tls.address
+                .parse::<SocketAddr>()
+                .map_err(|_| invalid(format!("listen.tls[{i}].address"), "is not an ip:port"))?;
+            for (name, path) in [("certificate", &tls.certificate), ("key", &tls.key)] {
+                if !path.is_file() {
+                    return Err(invalid(
+                        format!("listen.tls[{i}].{name}"),
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+        }
+        if !(1..=256).contains(&self.server.threads) {
+            return Err(invalid("server.threads", "must be between 1 and 256"));
+        }
+        if self.server.grace_period_seconds > 300
+            || self.server.graceful_shutdown_timeout_seconds > 300
+        {
+            return Err(invalid(
+                "server",
+                "grace periods must be at most 300 seconds",
+            ));
+        }
+        let admin = match self.admin.address.as_str() {
+            "" => None,
+            a => Some(
+                a.parse()
+                    .map_err(|_| invalid("admin.address", format!("{a:?} is not an ip:port")))?,
+            ),
+        };
+        let sampler = self
+            .sampling
+            .build()
+            .map_err(|e| invalid(format!("sampling.{}", e.field), e.reason))?;
+        let export = &self.export;
+        if let Some(endpoint) = &export.endpoint
+            && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
+        {
+            return Err(invalid(
+                "export.endpoint",
+                "must be an http:// or https:// URL",
+            ));
+        }
+        let ranges: [(&str, u64, u64, u64); 5] = [
+            ("export.timeout_ms", export.timeout_ms, 1, 60_000),
+            ("export.batch_size", export.batch_size as u64, 1, 10_000),
+            (
+                "export.flush_interval_ms",
+                export.flush_interval_ms,
+                10,
+                60_000,
+            ),
+            ("export.queue_size", export.queue_size as u64, 1, 10_000_000),
+            ("export.max_retries", u64::from(export.max_retries), 0, 10),
+        ];
+        for (field, value, min, max) in ranges {
+            if !(min..=max).contains(&value) {
+                return Err(invalid(
+                    field,
+                    format!("must be between {min} and {max}, got {value}"),
+                ));
+            }
+        }
+        if export.service_name.trim().is_empty() {
+            return Err(invalid("export.service_name", "must not be empty"));
+        }
+        if let Some(name) = &self.propagation.trace_id_response_header
+            && http::HeaderName::from_bytes(name.as_bytes()).is_err()
+        {
+            return Err(invalid(
+                "propagation.trace_id_response_header",
+                "is not a header name",
+            ));
+        }
+        let upstreams = &self.upstreams;
+        for (i, location) in upstreams.locations.iter().enumerate() {
+            if location.name.trim().is_empty() {
+                return Err(invalid(
+                    format!("upstreams.locations[{i}].name"),
+                    "must not be empty",
+                ));
+            }
+            if location.address.parse::<SocketAddr>().is_err() {
+                return Err(invalid(
+                    format!("upstreams.locations[{i}].address"),
+                    format!("{:?} is not an ip:port", location.address),
+                ));
+            }
+            if location.weight == 0 {
+                return Err(invalid(
+                    format!("upstreams.locations[{i}].weight"),
+                    "must be at least 1",
+                ));
+            }
+        }
+        if !(10..=60_000).contains(&upstreams.connect_timeout_ms) {
+            return Err(invalid(
+                "upstreams.connect_timeout_ms",
+                "must be between 10 and 60000",
+            ));
+        }
+        if !(10..=600_000).contains(&upstreams.read_timeout_ms) {
+            return Err(invalid(
+                "upstreams.read_timeout_ms",
+                "must be between 10 and 600000",
+            ));
+        }
+        if upstreams.retries > 3 {
+            return Err(invalid("upstreams.retries", "must be between 0 and 3"));
+        }
+        if !(100..=60_000).contains(&upstreams.health_check.interval_ms) {
+            return Err(invalid(
+                "upstreams.health_check.interval_ms",
+                "must be between 100 and 60000",
+            ));
+        }
+        if !upstreams.health_check.path.starts_with('/') {
+            return Err(invalid(
+                "upstreams.health_check.path",
+                "must start with '/'",
+            ));
+        }
+        let routes = trace_core::route::RouteGrouper::new(&self.routes).map_err(|e| {
+            let index = self
+                .routes
+                .iter()
+                .position(|r| *r == e.template)
+                .unwrap_or(0);
+            invalid(format!("routes[{index}]"), e.reason)
+        })?;
+        let formats = Formats {
+            b3_single: self.propagation.b3_single,
+            b3_multi: self.propagation.b3_multi,
+        };
+        Ok(Settings {
+            demo_upstream: upstreams.locations.is_empty(),
+            routes,
+            http,
+            admin,
+            sampler,
+            formats,
+            config: self,
+        })
+    }
+}
+
+/// `key=value,key2=value2`, as the OpenTelemetry environment variables write them.
+fn key_values(variable: &str, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| invalid(variable, format!("{pair:?} is not key=value")))?;
+            Ok((k.trim().to_owned(), v.trim().to_owned()))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(toml: &str) -> ConfigError {
+        match Config::from_toml(toml).and_then(Config::validate) {
+            Ok(_) => panic!("{toml} was accepted"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn the_embedded_default_and_the_documented_example_are_valid() {
+        let settings = Config::default().validate().unwrap();
+        assert!(settings.demo_upstream);
+        assert_eq!(settings.http, ["127.0.0.1:8080".parse().unwrap()]);
+        let doc = include_str!("config.rs");
+        let example: String = doc
+            .lines()
+            .filter_map(|l| l.strip_prefix("//! "))
+            .skip_while(|l| !l.starts_with("```toml"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("```"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let config = Config::from_toml(&example).unwrap();
+        assert_eq!(config.upstreams.locations[0].name, "fra1");
+        assert_eq!(config.trust.client_networks.len(), 1);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(error("[export]\nbatch_size = 0").field, "export.batch_size");
+        assert_eq!(
+            error("[export]\nbatch_size = \"x\"").field,
+            "export.batch_size"
+        );
+        assert_eq!(
+            error("[export]\nendpoint = \"localhost:4318\"").field,
+            "export.endpoint"
+        );
+        assert_eq!(
+            error("[trust]\nclient_networks = [\"10.0.0.0/33\"]").field,
+            "trust.client_networks[0]"
+        );
+        assert_eq!(error("[listen]\nhttp = [\"nope\"]").field, "listen.http[0]");
+        assert_eq!(
+            error("[sampling]\npercentage = 120.0").field,
+            "sampling.percentage"
+        );
+        assert_eq!(
+            error("[[upstreams.locations]]\nname = \"a\"\naddress = \"1.2.3.4:80\"\nweight = 0")
+                .field,
+            "upstreams.locations[0].weight"
+        );
+        assert_eq!(error("[[listen.tls]]\naddress = \"127.0.0.1:8443\"\ncertificate = \"/nope\"\nkey = \"/nope\"").field, "listen.tls[0].certificate");
+        assert!(error("[exports]\nx = 1").reason.contains("unknown field"));
+    }
+
+    #[test]
+    fn otel_environment_variables_override_the_file() {
+        let mut config = Config::default();
+        let env = [
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer x, team=edge",
+            ),
+            ("OTEL_SERVICE_NAME", "edge-fra1"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ];
+        config
+            .apply_env(|k| {
+                env.iter()
+                    .find(|(n, _)| *n == k)
+                    .map(|(_, v)| v.to_string())
+            })
+            .unwrap();
+        assert_eq!(
+            config.export.endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+        assert_eq!(config.export.protocol, Protocol::Grpc);
+        assert_eq!(config.export.headers["team"], "edge");
+        assert_eq!(config.export.service_name, "edge-fra1");
+        assert_eq!(config.sampling.mode, SamplingMode::Proportional);
+        assert!((config.sampling.percentage - 25.0).abs() < 1e-4);
+        let mut off = Config::default();
+        off.apply_env(|k| (k == "OTEL_SDK_DISABLED").then(|| "true".into()))
+            .unwrap();
+        assert!(!off.export.enabled);
+        let bad = Config::default()
+            .apply_env(|k| (k == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "udp".into()));
+        assert_eq!(bad.unwrap_err().field, "OTEL_EXPORTER_OTLP_PROTOCOL");
+    }
+}

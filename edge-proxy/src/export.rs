@@ -1,0 +1,326 @@
+//! Span export: a bounded queue the proxy never waits on, and a background service that sends
+//! batches over OTLP/HTTP or OTLP/gRPC (or prints them when no collector is configured),
+//! retries with backoff, counts what it drops, and flushes on shutdown.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::sync::mpsc::{self, error::TrySendError};
+use trace_core::otlp::{CONTENT_TYPE, TRACES_PATH, encode_request};
+use trace_core::semconv;
+use trace_core::span::{KeyValue, Resource, Scope, Span, SpanKind, StatusCode, Value};
+
+use crate::config::{Export, Protocol};
+use crate::metrics::{EXPORT_ERRORS, SPANS_DROPPED, SPANS_EXPORTED};
+
+/// The proxy's handle on the queue.
+#[derive(Clone)]
+pub struct SpanSink {
+    tx: mpsc::Sender<Span>,
+}
+
+impl SpanSink {
+    /// Queues a finished span; a full queue drops it and counts it.
+    pub fn submit(&self, span: Span) {
+        match self.tx.try_send(span) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => SPANS_DROPPED.with_label_values(&["queue_full"]).inc(),
+            Err(TrySendError::Closed(_)) => SPANS_DROPPED.with_label_values(&["shutdown"]).inc(),
+        }
+    }
+}
+
+/// Where batches go.
+enum Transport {
+    Terminal,
+    Http {
+        client: reqwest::Client,
+        url: String,
+    },
+    Grpc {
+        channel: tonic::transport::Channel,
+    },
+}
+
+/// The background export service.
+pub struct Exporter {
+    rx: Mutex<Option<mpsc::Receiver<Span>>>,
+    transport: Transport,
+    settings: Export,
+    resource: Resource,
+}
+
+/// A queue and its exporter.
+pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
+    let (tx, rx) = mpsc::channel(settings.queue_size);
+    let timeout = Duration::from_millis(settings.timeout_ms);
+    let transport = match (&settings.endpoint, settings.protocol) {
+        (None, _) => Transport::Terminal,
+        (Some(endpoint), Protocol::HttpProtobuf) => {
+            let mut headers = http::HeaderMap::new();
+            for (name, value) in &settings.headers {
+                let name = http::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| format!("export.headers: {name}: {e}"))?;
+                let value = http::HeaderValue::from_str(value)
+                    .map_err(|e| format!("export.headers: {name}: {e}"))?;
+                headers.insert(name, value);
+            }
+            let client = reqwest::Client::builder()
+                .timeout(timeout)
+                .default_headers(headers)
+                .build()
+                .map_err(|e| format!("export: {e}"))?;
+            let base = endpoint.trim_end_matches('/');
+            let url = if base.ends_with(TRACES_PATH) {
+                base.to_owned()
+            } else {
+                format!("{base}{TRACES_PATH}")
+            };
+            Transport::Http { client, url }
+        }
+        (Some(endpoint), Protocol::Grpc) => {
+            let channel = tonic::transport::Channel::from_shared(endpoint.clone())
+                .map_err(|e| format!("export.endpoint: {e}"))?
+                .timeout(timeout)
+                .connect_timeout(timeout)
+                .connect_lazy();
+            Transport::Grpc { channel }
+        }
+    };
+    let mut attributes = vec![KeyValue::new(
+        semconv::SERVICE_NAME,
+        settings.service_name.clone(),
+    )];
+    attributes.extend(
+        settings
+            .resource_attributes
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+    );
+    let exporter = Exporter {
+        rx: Mutex::new(Some(rx)),
+        transport,
+        settings: settings.clone(),
+        resource: Resource { attributes },
+    };
+    Ok((SpanSink { tx }, exporter))
+}
+
+impl Exporter {
+    /// Sends one batch, retrying with backoff; counts the outcome.
+    async fn export(&self, spans: Vec<Span>) {
+        if let Transport::Terminal = self.transport {
+            for span in &spans {
+                println!("{}", readable(span));
+            }
+            return;
+        }
+        let mut body = Vec::with_capacity(256 * spans.len());
+        encode_request(&self.resource, &Scope::default(), &spans, &mut body);
+        let mut backoff = Duration::from_millis(100);
+        for attempt in 0..=self.settings.max_retries {
+            match self.send(body.clone()).await {
+                Ok(()) => {
+                    SPANS_EXPORTED.inc_by(spans.len() as u64);
+                    return;
+                }
+                Err(error) => {
+                    EXPORT_ERRORS.inc();
+                    tracing::warn!(attempt, %error, spans = spans.len(), "span export failed");
+                }
+            }
+            if attempt < self.settings.max_retries {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
+            }
+        }
+        SPANS_DROPPED
+            .with_label_values(&["export_failed"])
+            .inc_by(spans.len() as u64);
+    }
+
+    async fn send(&self, body: Vec<u8>) -> Result<(), String> {
+        match &self.transport {
+            Transport::Terminal => Ok(()),
+            Transport::Http { client, url } => {
+                let response = client
+                    .post(url)
+                    .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| format!("{url}: {e}"))?;
+                match response.status() {
+                    status if status.is_success() => Ok(()),
+                    status => Err(format!("{url}: HTTP {status}")),
+                }
+            }
+            Transport::Grpc { channel } => {
+                grpc::export(channel.clone(), body, &self.settings).await
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Exporter {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let Some(mut rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
+            return;
+        };
+        let interval = Duration::from_millis(self.settings.flush_interval_ms);
+        let mut batch = Vec::with_capacity(self.settings.batch_size);
+        let mut deadline = tokio::time::Instant::now() + interval;
+        loop {
+            tokio::select! {
+                span = rx.recv() => match span {
+                    Some(span) => {
+                        batch.push(span);
+                        if batch.len() >= self.settings.batch_size {
+                            self.export(std::mem::take(&mut batch)).await;
+                            deadline = tokio::time::Instant::now() + interval;
+                        }
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(deadline) => {
+                    if !batch.is_empty() {
+                        self.export(std::mem::take(&mut batch)).await;
+                    }
+                    deadline = tokio::time::Instant::now() + interval;
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        // Flush: what is queued now, in batches, then stop taking spans.
+        rx.close();
+        while let Ok(span) = rx.try_recv() {
+            batch.push(span);
+            if batch.len() >= self.settings.batch_size {
+                self.export(std::mem::take(&mut batch)).await;
+            }
+        }
+        if !batch.is_empty() {
+            self.export(batch).await;
+        }
+        tracing::info!("span exporter flushed and stopped");
+    }
+}
+
+/// One line per span for the terminal.
+fn readable(span: &Span) -> String {
+    let kind = match span.kind {
+        SpanKind::Server => "SERVER",
+        SpanKind::Client => "CLIENT",
+        _ => "INTERNAL",
+    };
+    let status = match span.status.code {
+        StatusCode::Error => format!(" ERROR({})", span.status.message),
+        _ => String::new(),
+    };
+    let parent = span
+        .parent_span_id
+        .map_or("-".to_owned(), |p| p.to_string());
+    let attributes: Vec<String> = span
+        .attributes
+        .iter()
+        .map(|kv| {
+            let value = match &kv.value {
+                Value::Str(s) => s.to_string(),
+                Value::Int(i) => i.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Double(d) => d.to_string(),
+            };
+            format!("{}={value}", kv.key)
+        })
+        .collect();
+    format!(
+        "span {kind} {:?} trace={} span={} parent={parent} {:.3}ms{status} {}",
+        span.name,
+        span.trace_id(),
+        span.span_id(),
+        span.duration_nanos() as f64 / 1e6,
+        attributes.join(" ")
+    )
+}
+
+/// OTLP/gRPC with tonic, sending the bytes trace-core already encoded.
+mod grpc {
+    use bytes::Buf;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+    use crate::config::Export;
+
+    const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+    /// Passes an encoded `ExportTraceServiceRequest` through and discards the response body.
+    struct RawCodec;
+
+    struct RawEncoder;
+
+    struct DiscardDecoder;
+
+    impl Codec for RawCodec {
+        type Encode = Vec<u8>;
+        type Decode = ();
+        type Encoder = RawEncoder;
+        type Decoder = DiscardDecoder;
+
+        fn encoder(&mut self) -> Self::Encoder {
+            RawEncoder
+        }
+
+        fn decoder(&mut self) -> Self::Decoder {
+            DiscardDecoder
+        }
+    }
+
+    impl Encoder for RawEncoder {
+        type Item = Vec<u8>;
+        type Error = tonic::Status;
+
+        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+            bytes::BufMut::put_slice(dst, &item);
+            Ok(())
+        }
+    }
+
+    impl Decoder for DiscardDecoder {
+        type Item = ();
+        type Error = tonic::Status;
+
+        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, Self::Error> {
+            src.advance(src.remaining());
+            Ok(Some(()))
+        }
+    }
+
+    /// One unary `Export` call.
+    pub async fn export(
+        channel: tonic::transport::Channel,
+        body: Vec<u8>,
+        settings: &Export,
+    ) -> Result<(), String> {
+        let mut client = tonic::client::Grpc::new(channel);
+        client.ready().await.map_err(|e| format!("grpc: {e}"))?;
+        let mut request = tonic::Request::new(body);
+        for (name, value) in &settings.headers {
+            let key =
+                tonic::metadata::MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
+                    .map_err(|e| format!("export.headers: {name}: {e}"))?;
+            let value = value
+                .parse()
+                .map_err(|_| format!("export.headers: {name}: invalid value"))?;
+            request.metadata_mut().insert(key, value);
+        }
+        let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
+        client
+            .unary(request, path, RawCodec)
+            .await
+            .map(|_| ())
+            .map_err(|status| format!("grpc: {status}"))
+    }
+}

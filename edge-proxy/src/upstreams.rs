@@ -1,0 +1,171 @@
+//! The core locations: weighted selection, active health checks, and picking another healthy
+//! location for a retry.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::FutureExt;
+use pingora::lb::discovery::Static;
+use pingora::lb::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
+use pingora::lb::selection::{BackendSelection, Consistent, RoundRobin};
+use pingora::lb::{Backend, Backends, LoadBalancer};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::config::{self, HealthCheckKind, Selection};
+use crate::metrics::UPSTREAM_HEALTHY;
+
+/// One load balancer, whichever selection it uses.
+enum Balancer {
+    RoundRobin(Arc<LoadBalancer<RoundRobin>>),
+    Hash(Arc<LoadBalancer<Consistent>>),
+}
+
+/// The core locations.
+pub struct Upstreams {
+    balancer: Balancer,
+    names: HashMap<SocketAddr, String>,
+    /// Retries after the first attempt.
+    pub retries: usize,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Read timeout.
+    pub read_timeout: Duration,
+}
+
+/// A chosen upstream.
+pub struct Choice<'a> {
+    /// Its address.
+    pub address: SocketAddr,
+    /// Its location name.
+    pub location: &'a str,
+}
+
+fn balancer<S>(
+    backends: BTreeSet<Backend>,
+    settings: &config::Upstreams,
+) -> Result<Arc<LoadBalancer<S>>, String>
+where
+    S: BackendSelection + Send + Sync + 'static,
+    S::Iter: pingora::lb::selection::BackendIter,
+{
+    let mut lb = LoadBalancer::<S>::from_backends(Backends::new(Static::new(backends)));
+    lb.update()
+        .now_or_never()
+        .ok_or("static discovery blocked")?
+        .map_err(|e| format!("upstreams: {e}"))?;
+    let check = &settings.health_check;
+    let health_check: Box<dyn HealthCheck + Send + Sync> = match check.kind {
+        HealthCheckKind::Tcp => TcpHealthCheck::new(),
+        HealthCheckKind::Http => {
+            let mut http = HttpHealthCheck::new(&check.host, false);
+            http.req.set_uri(
+                check
+                    .path
+                    .parse()
+                    .map_err(|e| format!("upstreams.health_check.path: {e}"))?,
+            );
+            Box::new(http)
+        }
+    };
+    lb.set_health_check(health_check);
+    lb.health_check_frequency = Some(Duration::from_millis(check.interval_ms));
+    Ok(Arc::new(lb))
+}
+
+impl Upstreams {
+    /// Builds the balancer over `locations` (name, address, weight).
+    pub fn new(
+        settings: &config::Upstreams,
+        locations: &[(String, SocketAddr, usize)],
+    ) -> Result<Self, String> {
+        let mut backends = BTreeSet::new();
+        let mut names = HashMap::new();
+        for (name, address, weight) in locations {
+            let backend = Backend::new_with_weight(&address.to_string(), *weight)
+                .map_err(|e| format!("{name}: {e}"))?;
+            backends.insert(backend);
+            names.insert(*address, name.clone());
+        }
+        let balancer = match settings.selection {
+            Selection::RoundRobin => Balancer::RoundRobin(balancer(backends, settings)?),
+            Selection::ConsistentHash => Balancer::Hash(balancer(backends, settings)?),
+        };
+        Ok(Self {
+            balancer,
+            names,
+            retries: settings.retries,
+            connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
+            read_timeout: Duration::from_millis(settings.read_timeout_ms),
+        })
+    }
+
+    /// A healthy upstream not in `tried`, picked by `key` (the client address for hashing).
+    pub fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Choice<'_>> {
+        let accept = |backend: &Backend, healthy: bool| {
+            healthy && backend.addr.as_inet().is_some_and(|a| !tried.contains(a))
+        };
+        let backend = match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.select_with(key, 256, accept),
+            Balancer::Hash(lb) => lb.select_with(key, 256, accept),
+        }?;
+        let address = *backend.addr.as_inet()?;
+        let location = self.names.get(&address).map_or("unknown", String::as_str);
+        Some(Choice { address, location })
+    }
+
+    /// Runs the health checks, and keeps `edge_upstream_healthy` current.
+    pub fn health_service(self: &Arc<Self>) -> HealthService {
+        HealthService(self.clone())
+    }
+
+    fn publish_health(&self) {
+        let (backends, ready): (Arc<BTreeSet<Backend>>, Box<dyn Fn(&Backend) -> bool + '_>) =
+            match &self.balancer {
+                Balancer::RoundRobin(lb) => (
+                    lb.backends().get_backend(),
+                    Box::new(|b| lb.backends().ready(b)),
+                ),
+                Balancer::Hash(lb) => (
+                    lb.backends().get_backend(),
+                    Box::new(|b| lb.backends().ready(b)),
+                ),
+            };
+        for backend in backends.iter() {
+            if let Some(name) = backend.addr.as_inet().and_then(|a| self.names.get(a)) {
+                UPSTREAM_HEALTHY
+                    .with_label_values(&[name])
+                    .set(i64::from(ready(backend)));
+            }
+        }
+    }
+}
+
+/// The background service that health-checks the upstreams.
+pub struct HealthService(Arc<Upstreams>);
+
+#[async_trait]
+impl BackgroundService for HealthService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let upstreams = &self.0;
+        let interval = match &upstreams.balancer {
+            Balancer::RoundRobin(lb) => lb.health_check_frequency,
+            Balancer::Hash(lb) => lb.health_check_frequency,
+        }
+        .unwrap_or(Duration::from_secs(1));
+        loop {
+            match &upstreams.balancer {
+                Balancer::RoundRobin(lb) => lb.backends().run_health_check(true).await,
+                Balancer::Hash(lb) => lb.backends().run_health_check(true).await,
+            }
+            upstreams.publish_health();
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! The edge proxy binary with real HTTP on loopback: clients, the proxy, upstreams and an
+//! OTLP collector whose received bytes are decoded with the official definitions.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{
+    Collector, Edge, Upstream, config, export_to, free_port, get, hex, locations, runtime,
+};
+use trace_core::otlp::proto::trace::v1::Span;
+use trace_core::w3c::TraceParent;
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT: &str = "00f067aa0ba902b7";
+
+fn traceparent(flags: &str) -> String {
+    format!("00-{TRACE}-{PARENT}-{flags}")
+}
+
+fn find<'a>(spans: &'a [Span], kind: i32) -> Vec<&'a Span> {
+    spans.iter().filter(|s| s.kind == kind).collect()
+}
+
+fn attr(span: &Span, key: &str) -> Option<String> {
+    use trace_core::otlp::proto::common::v1::any_value::Value;
+    let value = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .clone()?
+        .value?;
+    Some(match value {
+        Value::StringValue(s) => s,
+        Value::IntValue(i) => i.to_string(),
+        Value::BoolValue(b) => b.to_string(),
+        other => format!("{other:?}"),
+    })
+}
+
+const SERVER: i32 = 2;
+const CLIENT: i32 = 3;
+
+#[test]
+fn a_trusted_trace_continues_and_the_upstream_parent_is_the_client_span() {
+    let rt = runtime();
+    let (upstream, collector) = (Upstream::start(&rt), Collector::start(&rt));
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "routes = [\"/users/{{id}}\"]\n[trust]\nclient_networks = [\"127.0.0.0/8\"]\n[edge]\nlocation = \"fra1-edge\"\nregion = \"eu\"\npop = \"fra1\"\n\
+         [propagation]\ntrace_id_response_header = \"x-trace-id\"\n{}{}",
+        export_to(&collector.endpoint(), 50),
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let edge = Edge::start(&config(port, admin, &sections));
+    let (status, headers, _) = get(port, "/users/7?x=1", &[("traceparent", &traceparent("01"))]);
+    assert_eq!(status, 200);
+
+    let sent = TraceParent::parse(upstream.last_header("traceparent").unwrap().as_bytes()).unwrap();
+    assert_eq!(sent.trace_id.to_string(), TRACE);
+    assert!(upstream.last_header("x-request-id").is_some());
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(header("x-trace-id").as_deref(), Some(TRACE));
+    assert_eq!(header("x-request-id"), upstream.last_header("x-request-id"));
+
+    let spans = collector.wait_for(2);
+    let (server, client) = (find(&spans, SERVER), find(&spans, CLIENT));
+    assert_eq!((server.len(), client.len()), (1, 1));
+    let (server, client) = (server[0], client[0]);
+    assert_eq!(hex(&server.trace_id), TRACE);
+    assert_eq!(
+        hex(&server.parent_span_id),
+        PARENT,
+        "continues the trusted caller"
+    );
+    assert_eq!(hex(&client.parent_span_id), hex(&server.span_id));
+    assert_eq!(
+        hex(&client.span_id),
+        sent.parent_id.to_string(),
+        "upstream's parent is the CLIENT span"
+    );
+    assert_eq!(server.name, "GET /users/{id}");
+    assert_eq!(attr(server, "http.route").as_deref(), Some("/users/{id}"));
+    assert_eq!(
+        attr(server, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!(
+        attr(server, "threadline.location").as_deref(),
+        Some("fra1-edge")
+    );
+    assert_eq!(attr(server, "threadline.pop").as_deref(), Some("fra1"));
+    assert_eq!(
+        attr(client, "threadline.location").as_deref(),
+        Some("core-a")
+    );
+    assert_eq!(
+        attr(client, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+
+    let log = edge.stdout();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"trace_id\""))
+        .expect("access log line");
+    let json: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(json["trace_id"], TRACE);
+    assert_eq!(json["span_id"], hex(&server.span_id));
+    assert_eq!(json["sampled"], true);
+    assert_eq!(json["status"], 200);
+}
+
+#[test]
+fn untrusted_callers_get_a_new_root_with_a_link_and_cannot_force_sampling() {
+    let rt = runtime();
+    let (upstream, collector) = (Upstream::start(&rt), Collector::start(&rt));
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "[trust]\nclient_networks = [\"10.0.0.0/8\"]\n[sampling]\nmode = \"always_off\"\n{}{}",
+        export_to(&collector.endpoint(), 50),
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let _edge = Edge::start(&config(port, admin, &sections));
+    assert_eq!(
+        get(port, "/", &[("traceparent", &traceparent("01"))]).0,
+        200
+    );
+    let sent = TraceParent::parse(upstream.last_header("traceparent").unwrap().as_bytes()).unwrap();
+    assert_ne!(sent.trace_id.to_string(), TRACE, "a new root trace");
+    assert!(
+        !sent.flags.is_sampled(),
+        "the untrusted sampled flag is ignored"
+    );
+    assert!(sent.flags.is_random());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        collector.spans.lock().unwrap().is_empty(),
+        "nothing sampled, nothing exported"
+    );
+
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "[trust]\nclient_networks = [\"10.0.0.0/8\"]\n[sampling]\nmode = \"always_on\"\n{}{}",
+        export_to(&collector.endpoint(), 50),
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let _edge = Edge::start(&config(port, admin, &sections));
+    assert_eq!(
+        get(port, "/", &[("traceparent", &traceparent("00"))]).0,
+        200
+    );
+    let spans = collector.wait_for(2);
+    let server = find(&spans, SERVER)[0];
+    assert_ne!(hex(&server.trace_id), TRACE);
+    assert!(server.parent_span_id.is_empty(), "a root");
+    assert_eq!(server.links.len(), 1);
+    assert_eq!(
+        hex(&server.links[0].trace_id),
+        TRACE,
+        "the caller's context is kept as a link"
+    );
+    assert_eq!(hex(&server.links[0].span_id), PARENT);
+}
+
+#[test]
+fn b3_callers_get_b3_and_configured_formats_are_added() {
+    let rt = runtime();
+    let upstream = Upstream::start(&rt);
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "[trust]\nclient_networks = [\"127.0.0.0/8\"]\n[propagation]\nb3_multi = true\n{}",
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let _edge = Edge::start(&config(port, admin, &sections));
+    let b3 = format!("{TRACE}-{PARENT}-1");
+    assert_eq!(get(port, "/", &[("b3", &b3)]).0, 200);
+    let single = upstream.last_header("b3").unwrap();
+    let fields: Vec<&str> = single.split('-').collect();
+    assert_eq!((fields[0], fields[2]), (TRACE, "1"));
+    assert_ne!(fields[1], PARENT, "B3's span is ours now");
+    assert_eq!(upstream.last_header("x-b3-traceid").as_deref(), Some(TRACE));
+    assert_eq!(
+        upstream.last_header("x-b3-spanid").as_deref(),
+        Some(fields[1])
+    );
+    let sent = TraceParent::parse(upstream.last_header("traceparent").unwrap().as_bytes()).unwrap();
+    assert_eq!(sent.parent_id.to_string(), fields[1]);
+}
+
+#[test]
+fn a_failed_connect_is_retried_once_on_another_location_with_a_span_per_attempt() {
+    let rt = runtime();
+    let (upstream, collector) = (Upstream::start(&rt), Collector::start(&rt));
+    let dead = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "{}{}",
+        export_to(&collector.endpoint(), 50),
+        locations(
+            &[("dead", dead), ("live", upstream.server.address)],
+            "retries = 1\n[upstreams.health_check]\ninterval_ms = 60000"
+        )
+    );
+    let edge = Edge::start(&config(port, admin, &sections));
+    for _ in 0..4 {
+        assert_eq!(get(port, "/", &[]).0, 200, "every request succeeds");
+    }
+    let spans = collector.wait_for(4 + 4 + 2);
+    let failed: Vec<&Span> = find(&spans, CLIENT)
+        .into_iter()
+        .filter(|s| attr(s, "threadline.location").as_deref() == Some("dead"))
+        .collect();
+    assert!(!failed.is_empty(), "round robin tried the dead location");
+    for attempt in &failed {
+        assert_eq!(attempt.status.as_ref().unwrap().code, 2);
+        assert_eq!(
+            attr(attempt, "error.type").as_deref(),
+            Some("connect_error")
+        );
+        let retry = spans
+            .iter()
+            .find(|s| {
+                s.kind == CLIENT
+                    && s.parent_span_id == attempt.parent_span_id
+                    && s.span_id != attempt.span_id
+            })
+            .expect("a second attempt under the same SERVER span");
+        assert_eq!(attr(retry, "threadline.location").as_deref(), Some("live"));
+        assert_eq!(
+            attr(retry, "http.request.resend_count").as_deref(),
+            Some("1")
+        );
+    }
+    assert!(edge.metric("edge_upstream_attempts_total", "outcome=\"connect_error\"") >= 1.0);
+}
+
+#[test]
+fn an_unhealthy_location_is_evicted_by_the_health_check() {
+    let rt = runtime();
+    let (a, b) = (Upstream::start(&rt), Upstream::start(&rt));
+    let (port, admin) = (free_port(), free_port());
+    let sections = locations(
+        &[("a", a.server.address), ("b", b.server.address)],
+        "retries = 0\n[upstreams.health_check]\nkind = \"http\"\npath = \"/healthz\"\ninterval_ms = 100",
+    );
+    let edge = Edge::start(&config(port, admin, &sections));
+    a.server.stop();
+    std::thread::sleep(Duration::from_millis(800));
+    let before = b.count();
+    for _ in 0..10 {
+        assert_eq!(
+            get(port, "/", &[]).0,
+            200,
+            "no request reaches the evicted location"
+        );
+    }
+    assert_eq!(b.count() - before, 10);
+    assert_eq!(edge.metric("edge_upstream_healthy", "location=\"a\""), 0.0);
+    assert_eq!(edge.metric("edge_upstream_healthy", "location=\"b\""), 1.0);
+}
+
+#[test]
+fn a_collector_outage_fails_no_request_and_drops_are_counted() {
+    let rt = runtime();
+    let upstream = Upstream::start(&rt);
+    let down = format!("http://127.0.0.1:{}", free_port());
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "[export]\nendpoint = \"{down}\"\nflush_interval_ms = 20\nbatch_size = 8\nqueue_size = 16\nmax_retries = 0\ntimeout_ms = 200\n{}",
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let edge = Edge::start(&config(port, admin, &sections));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            std::thread::spawn(move || (0..50).map(|_| get(port, "/", &[]).0).collect::<Vec<_>>())
+        })
+        .collect();
+    for client in clients {
+        assert!(
+            client.join().unwrap().iter().all(|s| *s == 200),
+            "no request fails"
+        );
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(edge.metric("edge_export_errors_total", "") >= 1.0);
+    let dropped = edge.metric("edge_spans_dropped_total", "");
+    assert!(
+        dropped >= 1.0,
+        "dropped spans are counted: {}",
+        edge.metrics()
+    );
+    assert_eq!(edge.metric("edge_spans_exported_total", ""), 0.0);
+}
+
+#[test]
+fn sigterm_flushes_the_spans_still_queued() {
+    let rt = runtime();
+    let (upstream, collector) = (Upstream::start(&rt), Collector::start(&rt));
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "{}{}",
+        export_to(&collector.endpoint(), 60_000),
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let mut edge = Edge::start(&config(port, admin, &sections));
+    for _ in 0..3 {
+        assert_eq!(get(port, "/", &[]).0, 200);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        collector.spans.lock().unwrap().is_empty(),
+        "the flush interval has not passed"
+    );
+    let status = edge.terminate();
+    assert!(status.success() || status.code().is_some(), "{status:?}");
+    assert_eq!(
+        collector.wait_for(6).len(),
+        6,
+        "3 SERVER and 3 CLIENT spans flushed on SIGTERM"
+    );
+}
+
+#[test]
+fn an_upstream_that_is_down_gives_502_and_an_error_span() {
+    let rt = runtime();
+    let collector = Collector::start(&rt);
+    let dead = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "{}{}",
+        export_to(&collector.endpoint(), 50),
+        locations(
+            &[("dead", dead)],
+            "retries = 1\n[upstreams.health_check]\ninterval_ms = 60000"
+        )
+    );
+    let _edge = Edge::start(&config(port, admin, &sections));
+    assert_eq!(get(port, "/", &[]).0, 502);
+    let spans = collector.wait_for(2);
+    let server = find(&spans, SERVER)[0];
+    assert_eq!(server.status.as_ref().unwrap().code, 2);
+    assert_eq!(
+        attr(server, "http.response.status_code").as_deref(),
+        Some("502")
+    );
+    assert!(
+        find(&spans, CLIENT)
+            .iter()
+            .all(|c| c.status.as_ref().unwrap().code == 2)
+    );
+}
+
+#[test]
+fn malformed_duplicated_and_oversized_trace_headers_never_cause_a_5xx() {
+    let rt = runtime();
+    let upstream = Upstream::start(&rt);
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "[trust]\nclient_networks = [\"127.0.0.0/8\"]\n{}",
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let edge = Edge::start(&config(port, admin, &sections));
+    let huge = "a".repeat(16 * 1024);
+    let cases: Vec<Vec<(&str, String)>> = vec![
+        vec![("traceparent", "00-zz-zz-zz".into())],
+        vec![
+            ("traceparent", traceparent("01")),
+            ("traceparent", traceparent("01")),
+        ],
+        vec![
+            ("traceparent", traceparent("01")),
+            ("tracestate", huge.clone()),
+        ],
+        vec![("b3", "nonsense".into()), ("x-b3-traceid", TRACE.into())],
+        vec![("traceparent", huge)],
+    ];
+    for case in &cases {
+        let headers: Vec<(&str, &str)> = case.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (status, _, _) = get(port, "/", &headers);
+        assert!(status < 500, "{case:?} got {status}");
+        if status == 200 {
+            let sent = TraceParent::parse(upstream.last_header("traceparent").unwrap().as_bytes());
+            assert!(sent.is_ok());
+        }
+    }
+    assert!(edge.metric("edge_trace_headers_ignored_total", "") >= 3.0);
+}
+
+#[test]
+fn the_embedded_default_serves_the_demo_upstream_and_prints_spans() {
+    let edge = Edge::start_with(None, &[]);
+    let (status, _, body) = get(edge.port, "/hello", &[]);
+    assert_eq!(status, 200);
+    assert!(body.contains("hello from the demo core location"), "{body}");
+    let sent = body
+        .lines()
+        .find_map(|l| l.strip_prefix("traceparent: "))
+        .unwrap();
+    let sent = TraceParent::parse(sent.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let out = edge.stdout();
+    assert!(out.contains("span SERVER \"GET /hello\""), "{out}");
+    assert!(out.contains(&format!("trace={}", sent.trace_id)));
+    assert!(out.contains("\"trace_id\""), "access log line");
+    assert!(edge.metrics().contains("edge_requests_total"));
+}
+
+#[test]
+fn configuration_errors_name_the_field_and_check_config_validates() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_edge-proxy"));
+        command.args(args);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        command.output().unwrap()
+    };
+    let dir = std::env::temp_dir().join(format!("edge-config-{}", free_port()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[export]\nbatch_size = 0\n").unwrap();
+    let output = run(&["--config", bad.to_str().unwrap(), "--check-config"], &[]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("export.batch_size"));
+
+    let output = run(
+        &["--check-config"],
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "carrier-pigeon")],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("OTEL_EXPORTER_OTLP_PROTOCOL"));
+
+    let output = run(&["--check-config"], &[]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("configuration ok"));
+    let help = run(&["--help"], &[]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--check-config"));
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,377 @@
+//! Real parts on loopback for the edge proxy's tests: the built binary, HTTP upstreams that
+//! record what they receive, an OTLP/HTTP receiver that decodes spans with the official
+//! definitions, and a plain HTTP/1.1 client.
+#![allow(dead_code, reason = "each test binary uses part of the support")]
+
+use std::convert::Infallible;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::runtime::Runtime;
+use trace_core::otlp::decode_request;
+use trace_core::otlp::proto::trace::v1::Span;
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A runtime for the servers of one test.
+pub fn runtime() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+type Handler = Arc<dyn Fn(http::request::Parts, Bytes) -> Response<Full<Bytes>> + Send + Sync>;
+
+/// A loopback HTTP/1.1 server that can be stopped.
+pub struct Server {
+    pub address: SocketAddr,
+    running: Arc<AtomicBool>,
+}
+
+impl Server {
+    /// Serves `handler` on a free port.
+    pub fn start(rt: &Runtime, handler: Handler) -> Self {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        let running = Arc::new(AtomicBool::new(true));
+        let alive = running.clone();
+        rt.spawn(async move {
+            while alive.load(Ordering::Relaxed) {
+                let Ok(Ok((stream, _))) =
+                    tokio::time::timeout(Duration::from_millis(50), listener.accept()).await
+                else {
+                    continue;
+                };
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |request: Request<Incoming>| {
+                        let handler = handler.clone();
+                        async move {
+                            let (parts, body) = request.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            Ok::<_, Infallible>(handler(parts, body))
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self { address, running }
+    }
+
+    /// Stops accepting; the port then refuses connections.
+    pub fn stop(&self) {
+        self.running.store(false, Ordering::Relaxed);
+        std::thread::sleep(Duration::from_millis(150));
+    }
+}
+
+/// An upstream (core location) that records each request's headers.
+pub struct Upstream {
+    pub server: Server,
+    pub requests: Arc<Mutex<Vec<http::HeaderMap>>>,
+    pub status: Arc<AtomicU16>,
+}
+
+impl Upstream {
+    /// Answers 200 (or the status set later) with a short body.
+    pub fn start(rt: &Runtime) -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(AtomicU16::new(200));
+        let (seen, code) = (requests.clone(), status.clone());
+        let server = Server::start(
+            rt,
+            Arc::new(move |parts, _| {
+                if parts.uri.path() != "/healthz" {
+                    seen.lock().unwrap().push(parts.headers);
+                }
+                Response::builder()
+                    .status(code.load(Ordering::Relaxed))
+                    .body(Full::new(Bytes::from_static(b"core says hi\n")))
+                    .unwrap()
+            }),
+        );
+        Self {
+            server,
+            requests,
+            status,
+        }
+    }
+
+    /// Requests received so far (health checks excluded).
+    pub fn count(&self) -> usize {
+        self.requests.lock().unwrap().len()
+    }
+
+    /// A header of the last request.
+    pub fn last_header(&self, name: &str) -> Option<String> {
+        let requests = self.requests.lock().unwrap();
+        requests
+            .last()?
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    }
+}
+
+/// An OTLP/HTTP collector that decodes what it receives.
+pub struct Collector {
+    pub server: Server,
+    pub spans: Arc<Mutex<Vec<Span>>>,
+}
+
+impl Collector {
+    /// Accepts `/v1/traces` protobuf bodies.
+    pub fn start(rt: &Runtime) -> Self {
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let received = spans.clone();
+        let server = Server::start(
+            rt,
+            Arc::new(move |parts, body| {
+                assert_eq!(parts.uri.path(), "/v1/traces");
+                assert_eq!(
+                    parts.headers.get("content-type").unwrap(),
+                    "application/x-protobuf"
+                );
+                let request = decode_request(&body).expect("OTLP protobuf");
+                let mut received = received.lock().unwrap();
+                for rs in request.resource_spans {
+                    for ss in rs.scope_spans {
+                        received.extend(ss.spans);
+                    }
+                }
+                Response::new(Full::new(Bytes::new()))
+            }),
+        );
+        Self { server, spans }
+    }
+
+    /// The base URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.server.address)
+    }
+
+    /// Waits until at least `n` spans arrived (5 s at most) and returns all of them.
+    pub fn wait_for(&self, n: usize) -> Vec<Span> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let spans = self.spans.lock().unwrap().clone();
+            if spans.len() >= n || Instant::now() > deadline {
+                return spans;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The edge proxy binary, running.
+pub struct Edge {
+    child: Child,
+    pub port: u16,
+    pub admin_port: u16,
+    dir: PathBuf,
+}
+
+/// A configuration with one listener, one admin port and the given sections.
+pub fn config(port: u16, admin_port: u16, sections: &str) -> String {
+    format!(
+        "[server]\nthreads = 1\ngrace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 2\n\
+         upgrade_socket = \"/tmp/edge-test-{port}.sock\"\npid_file = \"/tmp/edge-test-{port}.pid\"\n\
+         [listen]\nhttp = [\"127.0.0.1:{port}\"]\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\n{sections}"
+    )
+}
+
+/// The export section for `collector`, flushing every `flush_ms`.
+pub fn export_to(endpoint: &str, flush_ms: u64) -> String {
+    format!("[export]\nendpoint = \"{endpoint}\"\nflush_interval_ms = {flush_ms}\n")
+}
+
+/// Upstream sections for `(name, address)` pairs.
+pub fn locations(upstreams: &[(&str, SocketAddr)], extra: &str) -> String {
+    let mut out = format!("[upstreams]\n{extra}\n");
+    for (name, address) in upstreams {
+        out.push_str(&format!(
+            "[[upstreams.locations]]\nname = \"{name}\"\naddress = \"{address}\"\n"
+        ));
+    }
+    out
+}
+
+impl Edge {
+    /// Starts the binary with `config` and waits for its listener.
+    pub fn start(config: &str) -> Self {
+        Self::start_with(Some(config), &[])
+    }
+
+    /// Starts with an optional config file and environment.
+    pub fn start_with(config: Option<&str>, env: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("edge-test-{}", free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_edge-proxy"));
+        let (port, admin_port) = match config {
+            Some(text) => {
+                let path = dir.join("edge.toml");
+                std::fs::write(&path, text).unwrap();
+                command.arg("--config").arg(&path);
+                let port = text
+                    .split("http = [\"127.0.0.1:")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap();
+                let admin = text
+                    .split("address = \"127.0.0.1:")
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap();
+                (port.parse().unwrap(), admin.parse().unwrap())
+            }
+            None => (8080, 9464),
+        };
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let child = command
+            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let edge = Self {
+            child,
+            port,
+            admin_port,
+            dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "edge-proxy did not listen: {}",
+                edge.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        edge
+    }
+
+    /// Standard output so far (access log lines, printed spans).
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stdout")).unwrap_or_default()
+    }
+
+    /// Standard error so far (the proxy's own logs).
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+
+    /// The Prometheus text of the admin port.
+    pub fn metrics(&self) -> String {
+        get(self.admin_port, "/metrics", &[]).2
+    }
+
+    /// A metric's value, summed over its label sets matching `labels`.
+    pub fn metric(&self, name: &str, labels: &str) -> f64 {
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with(name) && l.contains(labels))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "edge-proxy did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A GET over a new connection; returns the status, the headers and the body.
+pub fn get(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Vec<(String, String)>, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: edge.test\r\nConnection: close\r\n");
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut status_line = String::new();
+    reader.read_line(&mut status_line).unwrap();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let mut response_headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+            break;
+        }
+        if let Some((k, v)) = line.trim_end().split_once(':') {
+            response_headers.push((k.to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let mut body = String::new();
+    let _ = reader.read_to_string(&mut body);
+    (status, response_headers, body)
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
