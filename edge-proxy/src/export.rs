@@ -2,7 +2,7 @@
 //! batches over OTLP/HTTP or OTLP/gRPC (or prints them when no collector is configured),
 //! retries with backoff, counts what it drops, and flushes on shutdown.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -40,17 +40,24 @@ enum Transport {
         client: reqwest::Client,
         url: String,
     },
+    /// The channel is made inside the runtime that uses it (tonic spawns its worker there).
     Grpc {
-        channel: tonic::transport::Channel,
+        endpoint: Box<tonic::transport::Endpoint>,
+        channel: Mutex<Option<tonic::transport::Channel>>,
     },
+}
+
+/// The part of the exporter that sends, shared with the final flush.
+struct Sender {
+    transport: Transport,
+    settings: Export,
+    resource: Resource,
 }
 
 /// The background export service.
 pub struct Exporter {
     rx: Mutex<Option<mpsc::Receiver<Span>>>,
-    transport: Transport,
-    settings: Export,
-    resource: Resource,
+    sender: Arc<Sender>,
 }
 
 /// A queue and its exporter.
@@ -82,12 +89,14 @@ pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
             Transport::Http { client, url }
         }
         (Some(endpoint), Protocol::Grpc) => {
-            let channel = tonic::transport::Channel::from_shared(endpoint.clone())
+            let endpoint = tonic::transport::Endpoint::from_shared(endpoint.clone())
                 .map_err(|e| format!("export.endpoint: {e}"))?
                 .timeout(timeout)
-                .connect_timeout(timeout)
-                .connect_lazy();
-            Transport::Grpc { channel }
+                .connect_timeout(timeout);
+            Transport::Grpc {
+                endpoint: Box::new(endpoint),
+                channel: Mutex::new(None),
+            }
         }
     };
     let mut attributes = vec![KeyValue::new(
@@ -102,14 +111,16 @@ pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
     );
     let exporter = Exporter {
         rx: Mutex::new(Some(rx)),
-        transport,
-        settings: settings.clone(),
-        resource: Resource { attributes },
+        sender: Arc::new(Sender {
+            transport,
+            settings: settings.clone(),
+            resource: Resource { attributes },
+        }),
     };
     Ok((SpanSink { tx }, exporter))
 }
 
-impl Exporter {
+impl Sender {
     /// Sends one batch, retrying with backoff; counts the outcome.
     async fn export(&self, spans: Vec<Span>) {
         if let Transport::Terminal = self.transport {
@@ -158,10 +169,49 @@ impl Exporter {
                     status => Err(format!("{url}: HTTP {status}")),
                 }
             }
-            Transport::Grpc { channel } => {
-                grpc::export(channel.clone(), body, &self.settings).await
+            Transport::Grpc { endpoint, channel } => {
+                let channel = channel
+                    .lock()
+                    .map_err(|_| "grpc channel lock poisoned".to_owned())?
+                    .get_or_insert_with(|| endpoint.connect_lazy())
+                    .clone();
+                grpc::export(channel, body, &self.settings).await
             }
         }
+    }
+
+    /// Sends what is left when the process stops. Pingora shuts service runtimes down right
+    /// after signalling them, which cancels async work, so this runs as blocking work (which
+    /// the shutdown waits for, up to `graceful_shutdown_timeout_seconds`) on its own runtime.
+    async fn flush_on_shutdown(self: Arc<Self>, spans: Vec<Span>) {
+        if spans.is_empty() {
+            return;
+        }
+        let flushed = tokio::task::spawn_blocking(move || {
+            if let Transport::Grpc { channel, .. } = &self.transport
+                && let Ok(mut channel) = channel.lock()
+            {
+                // The cached channel's worker lives in the runtime being shut down.
+                *channel = None;
+            }
+            let count = spans.len();
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                SPANS_DROPPED
+                    .with_label_values(&["shutdown"])
+                    .inc_by(count as u64);
+                return;
+            };
+            runtime.block_on(async {
+                for batch in spans.chunks(self.settings.batch_size) {
+                    self.export(batch.to_vec()).await;
+                }
+            });
+            tracing::info!(spans = count, "span exporter flushed on shutdown");
+        });
+        let _ = flushed.await;
     }
 }
 
@@ -171,16 +221,17 @@ impl BackgroundService for Exporter {
         let Some(mut rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
             return;
         };
-        let interval = Duration::from_millis(self.settings.flush_interval_ms);
-        let mut batch = Vec::with_capacity(self.settings.batch_size);
+        let sender = &self.sender;
+        let interval = Duration::from_millis(sender.settings.flush_interval_ms);
+        let mut batch = Vec::with_capacity(sender.settings.batch_size);
         let mut deadline = tokio::time::Instant::now() + interval;
         loop {
             tokio::select! {
                 span = rx.recv() => match span {
                     Some(span) => {
                         batch.push(span);
-                        if batch.len() >= self.settings.batch_size {
-                            self.export(std::mem::take(&mut batch)).await;
+                        if batch.len() >= sender.settings.batch_size {
+                            sender.export(std::mem::take(&mut batch)).await;
                             deadline = tokio::time::Instant::now() + interval;
                         }
                     }
@@ -188,25 +239,19 @@ impl BackgroundService for Exporter {
                 },
                 () = tokio::time::sleep_until(deadline) => {
                     if !batch.is_empty() {
-                        self.export(std::mem::take(&mut batch)).await;
+                        sender.export(std::mem::take(&mut batch)).await;
                     }
                     deadline = tokio::time::Instant::now() + interval;
                 }
                 _ = shutdown.changed() => break,
             }
         }
-        // Flush: what is queued now, in batches, then stop taking spans.
+        // Stop taking spans (later ones are counted as dropped at shutdown), then flush.
         rx.close();
         while let Ok(span) = rx.try_recv() {
             batch.push(span);
-            if batch.len() >= self.settings.batch_size {
-                self.export(std::mem::take(&mut batch)).await;
-            }
         }
-        if !batch.is_empty() {
-            self.export(batch).await;
-        }
-        tracing::info!("span exporter flushed and stopped");
+        sender.clone().flush_on_shutdown(batch).await;
     }
 }
 

@@ -123,23 +123,25 @@ impl Upstreams {
     }
 
     fn publish_health(&self) {
-        let (backends, ready): (Arc<BTreeSet<Backend>>, Box<dyn Fn(&Backend) -> bool + '_>) =
-            match &self.balancer {
-                Balancer::RoundRobin(lb) => (
-                    lb.backends().get_backend(),
-                    Box::new(|b| lb.backends().ready(b)),
-                ),
-                Balancer::Hash(lb) => (
-                    lb.backends().get_backend(),
-                    Box::new(|b| lb.backends().ready(b)),
-                ),
-            };
-        for backend in backends.iter() {
-            if let Some(name) = backend.addr.as_inet().and_then(|a| self.names.get(a)) {
-                UPSTREAM_HEALTHY
-                    .with_label_values(&[name])
-                    .set(i64::from(ready(backend)));
-            }
+        match &self.balancer {
+            Balancer::RoundRobin(lb) => publish(lb, &self.names),
+            Balancer::Hash(lb) => publish(lb, &self.names),
+        }
+    }
+}
+
+/// Sets `edge_upstream_healthy` for every backend of `lb`.
+fn publish<S>(lb: &LoadBalancer<S>, names: &HashMap<SocketAddr, String>)
+where
+    S: BackendSelection,
+    S::Iter: pingora::lb::selection::BackendIter,
+{
+    let backends = lb.backends();
+    for backend in backends.get_backend().iter() {
+        if let Some(name) = backend.addr.as_inet().and_then(|a| names.get(a)) {
+            UPSTREAM_HEALTHY
+                .with_label_values(&[name])
+                .set(i64::from(backends.ready(backend)));
         }
     }
 }
@@ -156,16 +158,19 @@ impl BackgroundService for HealthService {
             Balancer::Hash(lb) => lb.health_check_frequency,
         }
         .unwrap_or(Duration::from_secs(1));
+        // Locations are presumed healthy until the first check, one interval after start, so
+        // upstreams that start beside the proxy are not evicted by a race.
+        upstreams.publish_health();
         loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = shutdown.changed() => return,
+            }
             match &upstreams.balancer {
                 Balancer::RoundRobin(lb) => lb.backends().run_health_check(true).await,
                 Balancer::Hash(lb) => lb.backends().run_health_check(true).await,
             }
             upstreams.publish_health();
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                _ = shutdown.changed() => return,
-            }
         }
     }
 }

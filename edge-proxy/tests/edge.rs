@@ -18,7 +18,7 @@ fn traceparent(flags: &str) -> String {
     format!("00-{TRACE}-{PARENT}-{flags}")
 }
 
-fn find<'a>(spans: &'a [Span], kind: i32) -> Vec<&'a Span> {
+fn find(spans: &[Span], kind: i32) -> Vec<&Span> {
     spans.iter().filter(|s| s.kind == kind).collect()
 }
 
@@ -198,17 +198,23 @@ fn b3_callers_get_b3_and_configured_formats_are_added() {
 fn a_failed_connect_is_retried_once_on_another_location_with_a_span_per_attempt() {
     let rt = runtime();
     let (upstream, collector) = (Upstream::start(&rt), Collector::start(&rt));
-    let dead = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let dying = Upstream::start(&rt);
     let (port, admin) = (free_port(), free_port());
     let sections = format!(
         "{}{}",
         export_to(&collector.endpoint(), 50),
         locations(
-            &[("dead", dead), ("live", upstream.server.address)],
+            &[
+                ("dead", dying.server.address),
+                ("live", upstream.server.address)
+            ],
             "retries = 1\n[upstreams.health_check]\ninterval_ms = 60000"
         )
     );
     let edge = Edge::start(&config(port, admin, &sections));
+    // It passed the first health check; the next is a minute away, so requests still try it.
+    std::thread::sleep(Duration::from_millis(300));
+    dying.server.stop();
     for _ in 0..4 {
         assert_eq!(get(port, "/", &[]).0, 200, "every request succeeds");
     }

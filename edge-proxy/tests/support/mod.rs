@@ -198,12 +198,13 @@ pub struct Edge {
     dir: PathBuf,
 }
 
-/// A configuration with one listener, one admin port and the given sections.
+/// A configuration with one listener, one admin port and the given sections (which come first,
+/// so that their top-level keys stay top-level).
 pub fn config(port: u16, admin_port: u16, sections: &str) -> String {
     format!(
-        "[server]\nthreads = 1\ngrace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 2\n\
+        "{sections}\n[server]\nthreads = 1\ngrace_period_seconds = 0\ngraceful_shutdown_timeout_seconds = 2\n\
          upgrade_socket = \"/tmp/edge-test-{port}.sock\"\npid_file = \"/tmp/edge-test-{port}.pid\"\n\
-         [listen]\nhttp = [\"127.0.0.1:{port}\"]\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\n{sections}"
+         [listen]\nhttp = [\"127.0.0.1:{port}\"]\n[admin]\naddress = \"127.0.0.1:{admin_port}\"\n"
     )
 }
 
@@ -239,17 +240,18 @@ impl Edge {
                 let path = dir.join("edge.toml");
                 std::fs::write(&path, text).unwrap();
                 command.arg("--config").arg(&path);
-                let port = text
-                    .split("http = [\"127.0.0.1:")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .unwrap();
-                let admin = text
-                    .split("address = \"127.0.0.1:")
-                    .nth(1)
-                    .and_then(|r| r.split('"').next())
-                    .unwrap();
-                (port.parse().unwrap(), admin.parse().unwrap())
+                // The ports follow their table headers, wherever the other sections put theirs.
+                let after = |marker: &str| -> u16 {
+                    let rest = text.split(marker).nth(1).expect("marker in config");
+                    rest.split('"')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .expect("a port")
+                };
+                (
+                    after("[listen]\nhttp = [\"127.0.0.1:"),
+                    after("[admin]\naddress = \"127.0.0.1:"),
+                )
             }
             None => (8080, 9464),
         };
