@@ -179,79 +179,108 @@ impl Sender {
             }
         }
     }
+}
 
-    /// Sends what is left when the process stops. Pingora shuts service runtimes down right
-    /// after signalling them, which cancels async work, so this runs as blocking work (which
-    /// the shutdown waits for, up to `graceful_shutdown_timeout_seconds`) on its own runtime.
-    async fn flush_on_shutdown(self: Arc<Self>, spans: Vec<Span>) {
+/// The exporter's queue end and its unsent batch. Dropping it flushes: Pingora shuts a
+/// service's runtime down right after signalling it, which may cancel the export task before
+/// it sees the signal, so the flush cannot be an ordinary async step.
+struct Pending {
+    rx: mpsc::Receiver<Span>,
+    batch: Vec<Span>,
+    sender: Arc<Sender>,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // Spans that arrive after this are counted as dropped at shutdown.
+        self.rx.close();
+        while let Ok(span) = self.rx.try_recv() {
+            self.batch.push(span);
+        }
+        let spans = std::mem::take(&mut self.batch);
         if spans.is_empty() {
             return;
         }
-        let flushed = tokio::task::spawn_blocking(move || {
-            if let Transport::Grpc { channel, .. } = &self.transport
-                && let Ok(mut channel) = channel.lock()
-            {
-                // The cached channel's worker lives in the runtime being shut down.
-                *channel = None;
-            }
-            let count = spans.len();
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                SPANS_DROPPED
-                    .with_label_values(&["shutdown"])
-                    .inc_by(count as u64);
-                return;
-            };
-            runtime.block_on(async {
-                for batch in spans.chunks(self.settings.batch_size) {
-                    self.export(batch.to_vec()).await;
+        let count = spans.len();
+        let sender = self.sender.clone();
+        let settings = &sender.settings;
+        let budget = settings.timeout_ms
+            * (u64::from(settings.max_retries) + 1)
+            * count.div_ceil(settings.batch_size) as u64;
+        let (done, finished) = std::sync::mpsc::channel();
+        // Its own thread and runtime: this may run inside the runtime being shut down.
+        let flush = std::thread::Builder::new()
+            .name("span-flush".into())
+            .spawn(move || {
+                if let Transport::Grpc { channel, .. } = &sender.transport
+                    && let Ok(mut channel) = channel.lock()
+                {
+                    // A cached channel's worker lived in the runtime that is gone.
+                    *channel = None;
+                }
+                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    runtime.block_on(async {
+                        for batch in spans.chunks(sender.settings.batch_size) {
+                            sender.export(batch.to_vec()).await;
+                        }
+                    });
+                    let _ = done.send(());
                 }
             });
+        let flushed = flush.is_ok()
+            && finished
+                .recv_timeout(Duration::from_millis(budget + 500))
+                .is_ok();
+        if flushed {
             tracing::info!(spans = count, "span exporter flushed on shutdown");
-        });
-        let _ = flushed.await;
+        } else {
+            SPANS_DROPPED
+                .with_label_values(&["shutdown"])
+                .inc_by(count as u64);
+            tracing::warn!(spans = count, "span exporter could not flush on shutdown");
+        }
     }
 }
 
 #[async_trait]
 impl BackgroundService for Exporter {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let Some(mut rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
+        let Some(rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
             return;
         };
-        let sender = &self.sender;
+        let sender = self.sender.clone();
         let interval = Duration::from_millis(sender.settings.flush_interval_ms);
-        let mut batch = Vec::with_capacity(sender.settings.batch_size);
+        let mut pending = Pending {
+            rx,
+            batch: Vec::with_capacity(sender.settings.batch_size),
+            sender: sender.clone(),
+        };
         let mut deadline = tokio::time::Instant::now() + interval;
         loop {
             tokio::select! {
-                span = rx.recv() => match span {
+                span = pending.rx.recv() => match span {
                     Some(span) => {
-                        batch.push(span);
-                        if batch.len() >= sender.settings.batch_size {
-                            sender.export(std::mem::take(&mut batch)).await;
+                        pending.batch.push(span);
+                        if pending.batch.len() >= sender.settings.batch_size {
+                            sender.export(std::mem::take(&mut pending.batch)).await;
                             deadline = tokio::time::Instant::now() + interval;
                         }
                     }
-                    None => break,
+                    None => return,
                 },
                 () = tokio::time::sleep_until(deadline) => {
-                    if !batch.is_empty() {
-                        sender.export(std::mem::take(&mut batch)).await;
+                    if !pending.batch.is_empty() {
+                        sender.export(std::mem::take(&mut pending.batch)).await;
                     }
                     deadline = tokio::time::Instant::now() + interval;
                 }
-                _ = shutdown.changed() => break,
+                // Dropping `pending` flushes.
+                _ = shutdown.changed() => return,
             }
         }
-        // Stop taking spans (later ones are counted as dropped at shutdown), then flush.
-        rx.close();
-        while let Ok(span) = rx.try_recv() {
-            batch.push(span);
-        }
-        sender.clone().flush_on_shutdown(batch).await;
     }
 }
 

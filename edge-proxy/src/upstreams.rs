@@ -133,7 +133,7 @@ impl Upstreams {
 /// Sets `edge_upstream_healthy` for every backend of `lb`.
 fn publish<S>(lb: &LoadBalancer<S>, names: &HashMap<SocketAddr, String>)
 where
-    S: BackendSelection,
+    S: BackendSelection + 'static,
     S::Iter: pingora::lb::selection::BackendIter,
 {
     let backends = lb.backends();
