@@ -24,7 +24,7 @@ cargo test --workspace --all-targets
 step "documentation tests"
 cargo test --workspace --doc
 
-step "the main job runs on its embedded default"
+step "the inspect tool runs on its demo requests (the edge proxy's embedded default is an edge-proxy test)"
 main_job_output=$(cargo run --quiet --release -p trace-core --example inspect)
 for expected in "uppercase trace ID" "ignored:   traceparent trace-id is invalid" \
     "b3: 80f198ee56343ba864fe8b2a57d3eff7-" "sigv4:     signed in the Header" "decoded by opentelemetry-proto"; do
@@ -33,4 +33,4 @@ for expected in "uppercase trace ID" "ignored:   traceparent trace-id is invalid
         exit 1
     }
 done
-echo "main job output checked"
+echo "inspect output checked"
