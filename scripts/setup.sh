@@ -17,7 +17,7 @@ apt_packages=(
     # Pingora's zlib-ng builds with cmake.
     cmake
     # Benchmark peers and load.
-    nginx-light wrk
+    nginx-light wrk curl
 )
 if [ "$THREADLINE_TOOLCHAIN" = debian ]; then
     apt_packages+=(rustc-web cargo-web rust-web-src rust-web-llvm rust-web-clippy rustfmt-web

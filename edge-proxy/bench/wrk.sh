@@ -14,7 +14,8 @@ rounds=${2:-3}
 # shellcheck source=../../scripts/toolchain.sh
 source scripts/toolchain.sh
 cargo build --quiet --release -p edge-proxy
-ulimit -n 65536
+# 1,000 client connections plus as many upstream ones need more than the default soft limit.
+ulimit -n "$(ulimit -Hn)"
 
 work=$(mktemp -d)
 pids=()

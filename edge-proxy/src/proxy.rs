@@ -250,9 +250,11 @@ impl ProxyHttp for EdgeProxy {
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
         self.end_attempt(ctx, "error", Some(e.etype().as_str()));
+        // Only the upstream's failure is retried elsewhere: a client that went away is not.
+        let upstream_failed = e.esource() == &ErrorSource::Upstream;
         let safe = session.req_header().method.is_idempotent()
             && !session.as_ref().retry_buffer_truncated();
-        e.set_retry(safe && ctx.tried.len() <= self.upstreams.retries);
+        e.set_retry(upstream_failed && safe && ctx.tried.len() <= self.upstreams.retries);
         e
     }
 
