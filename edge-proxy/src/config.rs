@@ -53,7 +53,6 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -369,28 +368,11 @@ impl Default for AccessLog {
     }
 }
 
-/// A configuration that cannot work, naming the field.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// Dotted path of the field, or the environment variable.
-    pub field: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.reason)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use trace_core::config::FieldError as ConfigError;
+use trace_core::config::check_ranges;
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field: field.into(),
-        reason: reason.into(),
-    }
+    ConfigError::new(field, reason)
 }
 
 /// The checked configuration.
@@ -558,10 +540,7 @@ impl Config {
                     .map_err(|_| invalid("admin.address", format!("{a:?} is not an ip:port")))?,
             ),
         };
-        let sampler = self
-            .sampling
-            .build()
-            .map_err(|e| invalid(format!("sampling.{}", e.field), e.reason))?;
+        let sampler = self.sampling.build().map_err(|e| e.within("sampling"))?;
         let export = &self.export;
         if let Some(endpoint) = &export.endpoint
             && !(endpoint.starts_with("http://") || endpoint.starts_with("https://"))
@@ -571,7 +550,7 @@ impl Config {
                 "must be an http:// or https:// URL",
             ));
         }
-        let ranges: [(&str, u64, u64, u64); 5] = [
+        check_ranges(&[
             ("export.timeout_ms", export.timeout_ms, 1, 60_000),
             ("export.batch_size", export.batch_size as u64, 1, 10_000),
             (
@@ -582,15 +561,7 @@ impl Config {
             ),
             ("export.queue_size", export.queue_size as u64, 1, 10_000_000),
             ("export.max_retries", u64::from(export.max_retries), 0, 10),
-        ];
-        for (field, value, min, max) in ranges {
-            if !(min..=max).contains(&value) {
-                return Err(invalid(
-                    field,
-                    format!("must be between {min} and {max}, got {value}"),
-                ));
-            }
-        }
+        ])?;
         if export.service_name.trim().is_empty() {
             return Err(invalid("export.service_name", "must not be empty"));
         }
@@ -623,41 +594,47 @@ impl Config {
                 ));
             }
         }
-        if !(10..=60_000).contains(&upstreams.connect_timeout_ms) {
-            return Err(invalid(
+        check_ranges(&[
+            ("server.threads", self.server.threads as u64, 1, 256),
+            (
+                "server.grace_period_seconds",
+                self.server.grace_period_seconds,
+                0,
+                300,
+            ),
+            (
+                "server.graceful_shutdown_timeout_seconds",
+                self.server.graceful_shutdown_timeout_seconds,
+                0,
+                300,
+            ),
+            (
                 "upstreams.connect_timeout_ms",
-                "must be between 10 and 60000",
-            ));
-        }
-        if !(10..=600_000).contains(&upstreams.read_timeout_ms) {
-            return Err(invalid(
+                upstreams.connect_timeout_ms,
+                10,
+                60_000,
+            ),
+            (
                 "upstreams.read_timeout_ms",
-                "must be between 10 and 600000",
-            ));
-        }
-        if upstreams.retries > 3 {
-            return Err(invalid("upstreams.retries", "must be between 0 and 3"));
-        }
-        if !(100..=60_000).contains(&upstreams.health_check.interval_ms) {
-            return Err(invalid(
+                upstreams.read_timeout_ms,
+                10,
+                600_000,
+            ),
+            ("upstreams.retries", upstreams.retries as u64, 0, 3),
+            (
                 "upstreams.health_check.interval_ms",
-                "must be between 100 and 60000",
-            ));
-        }
+                upstreams.health_check.interval_ms,
+                100,
+                60_000,
+            ),
+        ])?;
         if !upstreams.health_check.path.starts_with('/') {
             return Err(invalid(
                 "upstreams.health_check.path",
                 "must start with '/'",
             ));
         }
-        let routes = trace_core::route::RouteGrouper::new(&self.routes).map_err(|e| {
-            let index = self
-                .routes
-                .iter()
-                .position(|r| *r == e.template)
-                .unwrap_or(0);
-            invalid(format!("routes[{index}]"), e.reason)
-        })?;
+        let routes = trace_core::route::RouteGrouper::new(&self.routes)?;
         let formats = Formats {
             b3_single: self.propagation.b3_single,
             b3_multi: self.propagation.b3_multi,

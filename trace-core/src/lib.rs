@@ -17,6 +17,7 @@
 )]
 
 pub mod b3;
+pub mod config;
 pub mod context;
 pub mod hex;
 pub mod id;

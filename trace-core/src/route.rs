@@ -4,6 +4,8 @@
 use core::fmt;
 use std::borrow::Cow;
 
+use crate::config::FieldError;
+
 /// Path segments kept by the heuristic; the rest become one `*`.
 pub const MAX_SEGMENTS: usize = 8;
 /// A segment longer than this is always folded.
@@ -131,11 +133,16 @@ pub struct RouteGrouper {
 }
 
 impl RouteGrouper {
-    /// A grouper that tries `templates` in order before the heuristic.
-    pub fn new<S: AsRef<str>>(templates: &[S]) -> Result<Self, RouteTemplateError> {
+    /// A grouper that tries `templates` in order before the heuristic. A bad template is
+    /// reported as the configuration field `routes[i]`.
+    pub fn new<S: AsRef<str>>(templates: &[S]) -> Result<Self, FieldError> {
         let templates = templates
             .iter()
-            .map(|t| RouteTemplate::parse(t.as_ref()))
+            .enumerate()
+            .map(|(i, t)| {
+                RouteTemplate::parse(t.as_ref())
+                    .map_err(|e| FieldError::new(format!("routes[{i}]"), e.to_string()))
+            })
             .collect::<Result<_, _>>()?;
         Ok(Self { templates })
     }

@@ -22,8 +22,6 @@
 //!
 //! Every field is optional; `{}` is a working configuration.
 
-use core::fmt;
-
 use serde::Deserialize;
 use trace_core::propagation::Formats;
 use trace_core::route::RouteGrouper;
@@ -164,26 +162,11 @@ pub struct NoTouch {
     pub path_prefixes: Vec<String>,
 }
 
-/// A configuration that was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The field, as a path such as `batch.max_spans`.
-    pub field: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration: {}: {}", self.field, self.reason)
-    }
-}
+pub use trace_core::config::FieldError as ConfigError;
+use trace_core::config::check_ranges;
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        field: field.into(),
-        reason: reason.into(),
-    }
+    ConfigError::new(field, reason)
 }
 
 /// The checked configuration every request uses.
@@ -270,7 +253,7 @@ impl FilterConfig {
             ));
         }
         let batch = self.batch;
-        let ranges: [(&str, u64, u64, u64); 5] = [
+        check_ranges(&[
             ("batch.max_spans", batch.max_spans as u64, 1, 10_000),
             (
                 "batch.flush_interval_ms",
@@ -286,25 +269,14 @@ impl FilterConfig {
             ),
             ("batch.max_in_flight", batch.max_in_flight as u64, 1, 64),
             ("batch.max_retries", u64::from(batch.max_retries), 0, 10),
-        ];
-        for (field, value, min, max) in ranges {
-            if !(min..=max).contains(&value) {
-                return Err(invalid(
-                    field,
-                    format!("must be between {min} and {max}, got {value}"),
-                ));
-            }
-        }
+        ])?;
         if batch.max_queued_spans < batch.max_spans {
             return Err(invalid(
                 "batch.max_queued_spans",
                 "must be at least batch.max_spans",
             ));
         }
-        let sampler = self
-            .sampling
-            .build()
-            .map_err(|e| invalid(format!("sampling.{}", e.field), e.reason))?;
+        let sampler = self.sampling.build().map_err(|e| e.within("sampling"))?;
         for (i, host) in self.no_touch.hosts.iter().enumerate() {
             let name = host.strip_prefix("*.").unwrap_or(host);
             if name.is_empty() || name.contains(['*', '/', ' ']) {
@@ -339,14 +311,7 @@ impl FilterConfig {
             }
             capture_headers.push(name.to_ascii_lowercase());
         }
-        let routes = RouteGrouper::new(&self.routes).map_err(|e| {
-            let index = self
-                .routes
-                .iter()
-                .position(|r| *r == e.template)
-                .unwrap_or(0);
-            invalid(format!("routes[{index}]"), e.reason)
-        })?;
+        let routes = RouteGrouper::new(&self.routes)?;
         Ok(Settings {
             service_name,
             tags: self.tags,

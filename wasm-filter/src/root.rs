@@ -51,7 +51,7 @@ impl Root {
         let mut settings = match Settings::from_json(bytes) {
             Ok(settings) => settings,
             Err(error) => {
-                log::error!("threadline: {error}");
+                log::error!("threadline: invalid configuration: {error}");
                 return false;
             }
         };

@@ -3,11 +3,10 @@
 mod consistent;
 mod hash_seed;
 
-use core::fmt;
-
 pub use consistent::{OT_KEY, OtelTraceState, Threshold, randomness};
 pub use hash_seed::HashSeedSampler;
 
+use crate::config::{FieldError, check_ranges};
 use crate::context::SpanContext;
 use crate::id::TraceId;
 
@@ -152,38 +151,17 @@ impl Default for SamplingConfig {
     }
 }
 
-/// A sampling setting that cannot work, naming the field.
-#[derive(Clone, PartialEq, Debug)]
-pub struct SamplingConfigError {
-    /// The field, as it is spelled in configuration.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl fmt::Display for SamplingConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sampling.{}: {}", self.field, self.reason)
-    }
-}
-
-impl std::error::Error for SamplingConfigError {}
-
 impl SamplingConfig {
-    /// Checks every field and builds the sampler.
-    pub fn build(&self) -> Result<Sampler, SamplingConfigError> {
+    /// Checks every field and builds the sampler. Errors name the field within this section,
+    /// e.g. `percentage`; callers nest them with [`FieldError::within`].
+    pub fn build(&self) -> Result<Sampler, FieldError> {
         if !(0.0..=100.0).contains(&self.percentage) {
-            return Err(SamplingConfigError {
-                field: "percentage",
-                reason: format!("must be between 0 and 100, got {}", self.percentage),
-            });
+            return Err(FieldError::new(
+                "percentage",
+                format!("must be between 0 and 100, got {}", self.percentage),
+            ));
         }
-        if !(1..=14).contains(&self.precision) {
-            return Err(SamplingConfigError {
-                field: "precision",
-                reason: format!("must be between 1 and 14, got {}", self.precision),
-            });
-        }
+        check_ranges(&[("precision", u64::from(self.precision), 1, 14)])?;
         let root = match self.mode {
             SamplingMode::AlwaysOn => RootSampler::AlwaysOn,
             SamplingMode::AlwaysOff => RootSampler::AlwaysOff,
@@ -220,7 +198,11 @@ mod tests {
     fn refuses_bad_settings_and_names_the_field() {
         let err = config(SamplingMode::HashSeed, 101.0).build().unwrap_err();
         assert_eq!(err.field, "percentage");
-        assert!(err.to_string().starts_with("sampling.percentage"));
+        assert!(
+            err.within("sampling")
+                .to_string()
+                .starts_with("sampling.percentage")
+        );
         assert!(config(SamplingMode::HashSeed, f32::NAN).build().is_err());
         let err = SamplingConfig {
             precision: 0,
