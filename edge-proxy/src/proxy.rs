@@ -71,14 +71,15 @@ impl EdgeProxy {
         }
     }
 
-    fn end_attempt(&self, ctx: &mut Ctx, outcome: &str, error: Option<&str>) {
-        let location = ctx.location.clone().unwrap_or_default();
+    /// Ends the current attempt: counts its outcome and queues its CLIENT span.
+    fn end_attempt(&self, ctx: &mut Ctx, outcome: &str, status: Option<u16>, error: Option<&str>) {
+        let location = ctx.location.as_deref().unwrap_or_default();
         UPSTREAM_ATTEMPTS
-            .with_label_values(&[location.as_str(), outcome])
+            .with_label_values(&[location, outcome])
             .inc();
         if let Some(trace) = &mut ctx.trace {
             let sampled = trace.sampled();
-            if let Some(span) = trace.end_attempt(None, error) {
+            if let Some(span) = trace.end_attempt(status, error) {
                 self.submit(sampled, span);
             }
         }
@@ -233,7 +234,7 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        self.end_attempt(ctx, "connect_error", Some("connect_error"));
+        self.end_attempt(ctx, "connect_error", None, Some("connect_error"));
         if ctx.tried.len() <= self.upstreams.retries {
             e.set_retry(true);
         }
@@ -249,7 +250,7 @@ impl ProxyHttp for EdgeProxy {
         _client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
-        self.end_attempt(ctx, "error", Some(e.etype().as_str()));
+        self.end_attempt(ctx, "error", None, Some(e.etype().as_str()));
         // Only the upstream's failure is retried elsewhere: a client that went away is not.
         let upstream_failed = e.esource() == &ErrorSource::Upstream;
         let safe = session.req_header().method.is_idempotent()
@@ -264,16 +265,12 @@ impl ProxyHttp for EdgeProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut Self::CTX,
     ) -> Result<()> {
-        let location = ctx.location.clone().unwrap_or_default();
-        UPSTREAM_ATTEMPTS
-            .with_label_values(&[location.as_str(), "response"])
-            .inc();
-        if let Some(trace) = &mut ctx.trace {
-            let sampled = trace.sampled();
-            if let Some(span) = trace.end_attempt(Some(upstream_response.status.as_u16()), None) {
-                self.submit(sampled, span);
-            }
-        }
+        self.end_attempt(
+            ctx,
+            "response",
+            Some(upstream_response.status.as_u16()),
+            None,
+        );
         Ok(())
     }
 
