@@ -24,13 +24,7 @@ fn find(spans: &[Span], kind: i32) -> Vec<&Span> {
 
 fn attr(span: &Span, key: &str) -> Option<String> {
     use trace_core::otlp::proto::common::v1::any_value::Value;
-    let value = span
-        .attributes
-        .iter()
-        .find(|kv| kv.key == key)?
-        .value
-        .clone()?
-        .value?;
+    let value = trace_core::otlp::attribute(span, key)?.clone();
     Some(match value {
         Value::StringValue(s) => s,
         Value::IntValue(i) => i.to_string(),

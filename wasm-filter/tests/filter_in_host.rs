@@ -6,7 +6,7 @@ mod support;
 use proxy_wasm_host::abi::v0_2_1::types::Action;
 use support::{COLLECTOR_CLUSTER, Callout, Harness, Request};
 use trace_core::otlp::decode_request;
-use trace_core::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
+use trace_core::otlp::proto::common::v1::any_value;
 use trace_core::otlp::proto::trace::v1::Span;
 use trace_core::w3c::TraceParent;
 
@@ -46,11 +46,7 @@ fn spans_of(callout: &Callout) -> Vec<Span> {
 }
 
 fn attr<'a>(span: &'a Span, key: &str) -> Option<&'a any_value::Value> {
-    span.attributes
-        .iter()
-        .find(|kv: &&KeyValue| kv.key == key)
-        .and_then(|kv| kv.value.as_ref())
-        .and_then(|v: &AnyValue| v.value.as_ref())
+    trace_core::otlp::attribute(span, key)
 }
 
 fn string(value: &str) -> Option<any_value::Value> {

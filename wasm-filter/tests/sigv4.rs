@@ -131,13 +131,7 @@ fn a_signed_request_passes_unchanged_and_still_verifies() {
     let callouts = harness.take_callouts();
     let request = decode_request(&callouts[0].body).unwrap();
     let span = &request.resource_spans[0].scope_spans[0].spans[0];
-    let attr = |key: &str| {
-        span.attributes
-            .iter()
-            .find(|kv| kv.key == key)
-            .and_then(|kv| kv.value.clone())
-            .and_then(|v| v.value)
-    };
+    let attr = |key: &str| trace_core::otlp::attribute(span, key).cloned();
     assert_eq!(
         attr("threadline.propagation"),
         Some(Value::StringValue("black_box".into()))

@@ -12,7 +12,7 @@ mod encode;
 mod wire;
 
 #[cfg(feature = "decode")]
-pub use decode::{DecodeError, decode_request, proto};
+pub use decode::{DecodeError, attribute, decode_request, proto};
 pub use encode::encode_request;
 
 /// Content type of OTLP/HTTP protobuf bodies.
