@@ -6,6 +6,7 @@
 //!
 //! [server]
 //! threads = 2
+//! work_stealing = false            # true: idle workers take over queued requests
 //! grace_period_seconds = 1         # keep serving this long after SIGTERM, then drain
 //!
 //! [listen]
@@ -96,6 +97,9 @@ pub struct Config {
 pub struct Server {
     /// Worker threads of the proxy.
     pub threads: usize,
+    /// Let idle workers take requests from busy ones. Off by default: each worker then runs
+    /// its own connections start to finish, which measured faster (BENCHMARKS.md).
+    pub work_stealing: bool,
     /// Seconds to keep serving after SIGTERM (or SIGQUIT for an upgrade) before closing.
     pub grace_period_seconds: u64,
     /// Seconds to let in-flight requests finish after the grace period.
@@ -110,6 +114,7 @@ impl Default for Server {
     fn default() -> Self {
         Self {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            work_stealing: false,
             grace_period_seconds: 1,
             graceful_shutdown_timeout_seconds: 5,
             upgrade_socket: "/tmp/edge-proxy-upgrade.sock".into(),
@@ -521,6 +526,22 @@ impl Config {
                     ));
                 }
             }
+            // Loaded here the way the listener will load them: a listener that fails later
+            // would take the whole proxy service down with it.
+            let loaded = pingora::tls::load_certs_and_key_files(
+                &tls.certificate.to_string_lossy(),
+                &tls.key.to_string_lossy(),
+            );
+            if !matches!(loaded, Ok(Some(_))) {
+                return Err(invalid(
+                    format!("listen.tls[{i}]"),
+                    format!(
+                        "{} and {} do not hold a PEM certificate chain and a PEM private key",
+                        tls.certificate.display(),
+                        tls.key.display()
+                    ),
+                ));
+            }
         }
         if !(1..=256).contains(&self.server.threads) {
             return Err(invalid("server.threads", "must be between 1 and 256"));
@@ -581,10 +602,20 @@ impl Config {
                     "must not be empty",
                 ));
             }
-            if location.address.parse::<SocketAddr>().is_err() {
+            let Ok(address) = location.address.parse::<SocketAddr>() else {
                 return Err(invalid(
                     format!("upstreams.locations[{i}].address"),
                     format!("{:?} is not an ip:port", location.address),
+                ));
+            };
+            // The balancer knows a location by its address.
+            if let Some(first) = upstreams.locations[..i]
+                .iter()
+                .position(|l| l.address.parse::<SocketAddr>() == Ok(address))
+            {
+                return Err(invalid(
+                    format!("upstreams.locations[{i}].address"),
+                    format!("{address} is already upstreams.locations[{first}]"),
                 ));
             }
             if location.weight == 0 {
@@ -659,7 +690,11 @@ fn key_values(variable: &str, text: &str) -> Result<BTreeMap<String, String>, Co
             let (k, v) = pair
                 .split_once('=')
                 .ok_or_else(|| invalid(variable, format!("{pair:?} is not key=value")))?;
-            Ok((k.trim().to_owned(), v.trim().to_owned()))
+            // Values are percent-encoded, as in W3C Baggage ("Bearer%20token").
+            let value = percent_encoding::percent_decode_str(v.trim())
+                .decode_utf8()
+                .map_err(|_| invalid(variable, format!("{pair:?} is not UTF-8 once decoded")))?;
+            Ok((k.trim().to_owned(), value.into_owned()))
         })
         .collect()
 }
@@ -719,6 +754,9 @@ mod tests {
                 .field,
             "upstreams.locations[0].weight"
         );
+        let twice = "[[upstreams.locations]]\nname = \"a\"\naddress = \"1.2.3.4:80\"\n";
+        let twice = format!("{twice}{}", twice.replace("\"a\"", "\"b\""));
+        assert_eq!(error(&twice).field, "upstreams.locations[1].address");
         assert_eq!(error("[[listen.tls]]\naddress = \"127.0.0.1:8443\"\ncertificate = \"/nope\"\nkey = \"/nope\"").field, "listen.tls[0].certificate");
         assert!(error("[exports]\nx = 1").reason.contains("unknown field"));
     }
@@ -731,7 +769,7 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
             (
                 "OTEL_EXPORTER_OTLP_HEADERS",
-                "authorization=Bearer x, team=edge",
+                "authorization=Bearer%20x, team=edge",
             ),
             ("OTEL_SERVICE_NAME", "edge-fra1"),
             ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
@@ -750,6 +788,7 @@ mod tests {
         );
         assert_eq!(config.export.protocol, Protocol::Grpc);
         assert_eq!(config.export.headers["team"], "edge");
+        assert_eq!(config.export.headers["authorization"], "Bearer x");
         assert_eq!(config.export.service_name, "edge-fra1");
         assert_eq!(config.sampling.mode, SamplingMode::Proportional);
         assert!((config.sampling.percentage - 25.0).abs() < 1e-4);

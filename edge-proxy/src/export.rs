@@ -8,7 +8,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::Notify;
+use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use trace_core::otlp::{CONTENT_TYPE, TRACES_PATH, encode_request};
 use trace_core::semconv;
 use trace_core::span::{KeyValue, Resource, Scope, Span, SpanKind, StatusCode, Value};
@@ -17,16 +18,27 @@ use crate::config::{Export, Protocol};
 use crate::metrics::{EXPORT_ERRORS, SPANS_DROPPED, SPANS_EXPORTED};
 
 /// The proxy's handle on the queue.
+///
+/// Submitting never wakes the exporter for a single span: a cross-thread wake-up per span
+/// costs more than building the span. The exporter is woken once a batch is ready, and
+/// otherwise drains the queue on its flush interval.
 #[derive(Clone)]
 pub struct SpanSink {
     tx: mpsc::Sender<Span>,
+    batch_ready: Arc<Notify>,
+    batch_size: usize,
 }
 
 impl SpanSink {
     /// Queues a finished span; a full queue drops it and counts it.
     pub fn submit(&self, span: Span) {
         match self.tx.try_send(span) {
-            Ok(()) => {}
+            Ok(()) => {
+                let queued = self.tx.max_capacity() - self.tx.capacity();
+                if queued >= self.batch_size {
+                    self.batch_ready.notify_one();
+                }
+            }
             Err(TrySendError::Full(_)) => SPANS_DROPPED.with_label_values(&["queue_full"]).inc(),
             Err(TrySendError::Closed(_)) => SPANS_DROPPED.with_label_values(&["shutdown"]).inc(),
         }
@@ -57,6 +69,7 @@ struct Sender {
 /// The background export service.
 pub struct Exporter {
     rx: Mutex<Option<mpsc::Receiver<Span>>>,
+    batch_ready: Arc<Notify>,
     sender: Arc<Sender>,
 }
 
@@ -109,15 +122,22 @@ pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
             .iter()
             .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
     );
+    let batch_ready = Arc::new(Notify::new());
     let exporter = Exporter {
         rx: Mutex::new(Some(rx)),
+        batch_ready: batch_ready.clone(),
         sender: Arc::new(Sender {
             transport,
             settings: settings.clone(),
             resource: Resource { attributes },
         }),
     };
-    Ok((SpanSink { tx }, exporter))
+    let sink = SpanSink {
+        tx,
+        batch_ready,
+        batch_size: settings.batch_size,
+    };
+    Ok((sink, exporter))
 }
 
 impl Sender {
@@ -260,27 +280,44 @@ impl BackgroundService for Exporter {
         };
         let mut deadline = tokio::time::Instant::now() + interval;
         loop {
-            tokio::select! {
-                span = pending.rx.recv() => match span {
-                    Some(span) => {
-                        pending.batch.push(span);
-                        if pending.batch.len() >= sender.settings.batch_size {
-                            sender.export(std::mem::take(&mut pending.batch)).await;
-                            deadline = tokio::time::Instant::now() + interval;
-                        }
-                    }
-                    None => return,
-                },
-                () = tokio::time::sleep_until(deadline) => {
-                    if !pending.batch.is_empty() {
-                        sender.export(std::mem::take(&mut pending.batch)).await;
-                    }
-                    deadline = tokio::time::Instant::now() + interval;
-                }
+            let on_time = tokio::select! {
+                () = self.batch_ready.notified() => false,
+                () = tokio::time::sleep_until(deadline) => true,
                 // Dropping `pending` flushes.
                 _ = shutdown.changed() => return,
+            };
+            // A batch, or on the interval whatever is queued, one batch at a time.
+            loop {
+                let open = pending.fill();
+                let full = pending.batch.len() >= sender.settings.batch_size;
+                if full || (on_time && !pending.batch.is_empty()) {
+                    sender.export(std::mem::take(&mut pending.batch)).await;
+                }
+                if !open {
+                    return;
+                }
+                if !full {
+                    break;
+                }
+            }
+            if on_time {
+                deadline = tokio::time::Instant::now() + interval;
             }
         }
+    }
+}
+
+impl Pending {
+    /// Moves queued spans into the batch until it is full; false once the queue is closed.
+    fn fill(&mut self) -> bool {
+        while self.batch.len() < self.sender.settings.batch_size {
+            match self.rx.try_recv() {
+                Ok(span) => self.batch.push(span),
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            }
+        }
+        true
     }
 }
 

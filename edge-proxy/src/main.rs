@@ -121,6 +121,7 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
         graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout_seconds),
         upgrade_sock: config.server.upgrade_socket.clone(),
         pid_file: config.server.pid_file.clone(),
+        work_stealing: config.server.work_stealing,
         ..ServerConf::default()
     };
     let opt = Opt {

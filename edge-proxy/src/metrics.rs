@@ -1,5 +1,7 @@
 //! Prometheus metrics, served on the admin port at `/metrics`.
 
+use std::sync::OnceLock;
+
 use once_cell::sync::Lazy;
 use prometheus::{
     IntCounter, IntCounterVec, IntGaugeVec, register_int_counter, register_int_counter_vec,
@@ -15,13 +17,27 @@ fn counter_vec(name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
 }
 
 /// Requests answered, by status code.
-pub static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
+static REQUESTS: Lazy<IntCounterVec> = Lazy::new(|| {
     counter_vec(
         "edge_requests_total",
         "Requests answered, by status code.",
         &["code"],
     )
 });
+/// One counter per status code, looked up once: labelling costs a hash and an allocation.
+static REQUESTS_BY_STATUS: Lazy<Vec<OnceLock<IntCounter>>> =
+    Lazy::new(|| (0..600).map(|_| OnceLock::new()).collect());
+
+/// Counts a request answered with `status` (0 when none was sent).
+pub fn count_request(status: u16) {
+    match REQUESTS_BY_STATUS.get(usize::from(status)) {
+        Some(counter) => counter
+            .get_or_init(|| REQUESTS.with_label_values(&[&status.to_string()]))
+            .inc(),
+        None => REQUESTS.with_label_values(&[&status.to_string()]).inc(),
+    }
+}
+
 /// Upstream attempts, by location and outcome.
 pub static UPSTREAM_ATTEMPTS: Lazy<IntCounterVec> = Lazy::new(|| {
     counter_vec(

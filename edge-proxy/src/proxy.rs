@@ -13,7 +13,7 @@
 //! Nothing here fails a request because of tracing: malformed headers become a new trace, and
 //! a full export queue drops spans (counted).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,10 +26,10 @@ use trace_core::propagation::INJECTED_HEADERS;
 use crate::access_log::AccessLogLine;
 use crate::config::Settings;
 use crate::export::SpanSink;
-use crate::metrics::{REQUESTS, TRACE_HEADERS_IGNORED, UPSTREAM_ATTEMPTS};
+use crate::metrics::{TRACE_HEADERS_IGNORED, count_request};
 use crate::request_trace::{RequestInfo, RequestTrace, now_nanos};
 use crate::trust::TrustedNetworks;
-use crate::upstreams::Upstreams;
+use crate::upstreams::{Outcome, Upstreams};
 
 const REQUEST_ID: &str = "x-request-id";
 /// A caller's request ID longer than this is replaced.
@@ -47,8 +47,8 @@ pub struct EdgeProxy {
 /// Per-request state.
 pub struct Ctx {
     trace: Option<RequestTrace>,
-    tried: Vec<SocketAddr>,
-    location: Option<String>,
+    /// Locations tried, the last one current.
+    tried: Vec<usize>,
     started: Instant,
     request_id: Option<String>,
 }
@@ -72,11 +72,16 @@ impl EdgeProxy {
     }
 
     /// Ends the current attempt: counts its outcome and queues its CLIENT span.
-    fn end_attempt(&self, ctx: &mut Ctx, outcome: &str, status: Option<u16>, error: Option<&str>) {
-        let location = ctx.location.as_deref().unwrap_or_default();
-        UPSTREAM_ATTEMPTS
-            .with_label_values(&[location, outcome])
-            .inc();
+    fn end_attempt(
+        &self,
+        ctx: &mut Ctx,
+        outcome: Outcome,
+        status: Option<u16>,
+        error: Option<&str>,
+    ) {
+        if let Some(&current) = ctx.tried.last() {
+            self.upstreams.location(current).count(outcome);
+        }
         if let Some(trace) = &mut ctx.trace {
             let sampled = trace.sampled();
             if let Some(span) = trace.end_attempt(status, error) {
@@ -101,9 +106,12 @@ fn valid_request_id(value: &str) -> bool {
 
 fn new_request_id() -> String {
     let bytes: [u8; 16] = fastrand::u128(..).to_le_bytes();
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     uuid::Builder::from_random_bytes(bytes)
         .into_uuid()
-        .to_string()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
 }
 
 #[async_trait]
@@ -114,7 +122,6 @@ impl ProxyHttp for EdgeProxy {
         Ctx {
             trace: None,
             tried: Vec::with_capacity(2),
-            location: None,
             started: Instant::now(),
             request_id: None,
         }
@@ -182,22 +189,20 @@ impl ProxyHttp for EdgeProxy {
         session: &mut Session,
         ctx: &mut Self::CTX,
     ) -> Result<Box<HttpPeer>> {
-        let key = client_address(session)
-            .map(|(ip, _)| ip.to_string())
-            .unwrap_or_default();
-        let Some(choice) = self.upstreams.select(key.as_bytes(), &ctx.tried) else {
+        let client = client_address(session).map(|(ip, _)| ip);
+        let Some(choice) = self.upstreams.select(client, &ctx.tried) else {
             return Err(Error::explain(
                 ErrorType::ConnectNoRoute,
                 "no healthy core location left to try",
             )
             .into_up());
         };
-        ctx.tried.push(choice.address);
-        ctx.location = Some(choice.location.to_owned());
+        ctx.tried.push(choice);
+        let location = self.upstreams.location(choice);
         if let Some(trace) = &mut ctx.trace {
-            trace.start_attempt(choice.location, &choice.address.to_string());
+            trace.start_attempt(&location.name, &location.host, location.address.port());
         }
-        let mut peer = HttpPeer::new(choice.address, false, String::new());
+        let mut peer = HttpPeer::new(location.address, false, String::new());
         peer.options.connection_timeout = Some(self.upstreams.connect_timeout);
         peer.options.read_timeout = Some(self.upstreams.read_timeout);
         Ok(Box::new(peer))
@@ -216,7 +221,9 @@ impl ProxyHttp for EdgeProxy {
             return Ok(());
         };
         for name in INJECTED_HEADERS {
-            upstream_request.remove_header(name);
+            if upstream_request.headers.contains_key(name) {
+                upstream_request.remove_header(name);
+            }
         }
         let mut result = Ok(());
         trace.inject(|name, value| {
@@ -234,7 +241,8 @@ impl ProxyHttp for EdgeProxy {
         ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        self.end_attempt(ctx, "connect_error", None, Some("connect_error"));
+        let outcome = Outcome::ConnectError;
+        self.end_attempt(ctx, outcome, None, Some(outcome.as_str()));
         if ctx.tried.len() <= self.upstreams.retries {
             e.set_retry(true);
         }
@@ -250,7 +258,7 @@ impl ProxyHttp for EdgeProxy {
         _client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("peer: {peer}"));
-        self.end_attempt(ctx, "error", None, Some(e.etype().as_str()));
+        self.end_attempt(ctx, Outcome::Error, None, Some(e.etype().as_str()));
         // Only the upstream's failure is retried elsewhere: a client that went away is not.
         let upstream_failed = e.esource() == &ErrorSource::Upstream;
         let safe = session.req_header().method.is_idempotent()
@@ -267,7 +275,7 @@ impl ProxyHttp for EdgeProxy {
     ) -> Result<()> {
         self.end_attempt(
             ctx,
-            "response",
+            Outcome::Response,
             Some(upstream_response.status.as_u16()),
             None,
         );
@@ -294,30 +302,25 @@ impl ProxyHttp for EdgeProxy {
 
     async fn logging(&self, session: &mut Session, error: Option<&Error>, ctx: &mut Self::CTX) {
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
-        REQUESTS
-            .with_label_values(&[status.to_string().as_str()])
-            .inc();
+        count_request(status);
         let error_kind = error.map(|e| e.etype().as_str());
-        let (trace_id, span_id, sampled) = match ctx.trace.take() {
-            Some(trace) => {
-                let sampled = trace.sampled();
-                let (server, attempt) = trace.finish(status, error_kind);
-                let ids = (
-                    server.trace_id().to_string(),
-                    server.span_id().to_string(),
-                    sampled,
-                );
-                if let Some(attempt) = attempt {
-                    self.submit(sampled, attempt);
-                }
-                self.submit(sampled, server);
-                ids
+        let ids = ctx.trace.take().map(|trace| {
+            let sampled = trace.sampled();
+            let (server, attempt) = trace.finish(status, error_kind);
+            let ids = (server.trace_id(), server.span_id(), sampled);
+            if let Some(attempt) = attempt {
+                self.submit(sampled, attempt);
             }
-            None => (String::new(), String::new(), false),
-        };
+            self.submit(sampled, server);
+            ids
+        });
         if !self.settings.config.access_log.enabled {
             return;
         }
+        let (trace_id, span_id, sampled) = ids.map_or_else(
+            || (String::new(), String::new(), false),
+            |(trace_id, span_id, sampled)| (trace_id.to_string(), span_id.to_string(), sampled),
+        );
         let header = session.req_header();
         AccessLogLine {
             timestamp_ms: now_nanos() / 1_000_000,
@@ -326,7 +329,10 @@ impl ProxyHttp for EdgeProxy {
             path: header.uri.path_and_query().map_or("/", |p| p.as_str()),
             status,
             duration_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            upstream: ctx.location.as_deref(),
+            upstream: ctx
+                .tried
+                .last()
+                .map(|&i| self.upstreams.location(i).name.as_str()),
             attempts: u32::try_from(ctx.tried.len()).unwrap_or(u32::MAX),
             request_id: ctx.request_id.as_deref(),
             trace_id,

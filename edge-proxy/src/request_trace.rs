@@ -129,8 +129,8 @@ impl RequestTrace {
         self.server.context.is_sampled()
     }
 
-    /// Starts the CLIENT span of a new attempt to `location` at `address`.
-    pub fn start_attempt(&mut self, location: &str, address: &str) {
+    /// Starts the CLIENT span of a new attempt to `location` at `host`:`port`.
+    pub fn start_attempt(&mut self, location: &str, host: &str, port: u16) {
         let span_id = IDS.with(|ids| ids.borrow_mut().span_id());
         let mut span = Span {
             name: self.server.name.clone(),
@@ -143,11 +143,8 @@ impl RequestTrace {
             start_unix_nano: now_nanos(),
             ..Span::default()
         };
-        let (host, port) = address.rsplit_once(':').unwrap_or((address, ""));
         span.set_attribute(semconv::SERVER_ADDRESS, host.to_owned());
-        if let Ok(port) = port.parse::<i64>() {
-            span.set_attribute(semconv::SERVER_PORT, port);
-        }
+        span.set_attribute(semconv::SERVER_PORT, i64::from(port));
         span.set_attribute(semconv::NETWORK_PEER_ADDRESS, host.to_owned());
         span.set_attribute(threadline::LOCATION, location.to_owned());
         if self.attempts > 0 {

@@ -1,8 +1,8 @@
 //! The core locations: weighted selection, active health checks, and picking another healthy
 //! location for a retry.
 
-use std::collections::{BTreeSet, HashMap};
-use std::net::SocketAddr;
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use crate::config::{self, HealthCheckKind, Selection};
-use crate::metrics::UPSTREAM_HEALTHY;
+use crate::metrics::{UPSTREAM_ATTEMPTS, UPSTREAM_HEALTHY};
 
 /// One load balancer, whichever selection it uses.
 enum Balancer {
@@ -24,24 +24,58 @@ enum Balancer {
     Hash(Arc<LoadBalancer<Consistent>>),
 }
 
+/// How an upstream attempt ended.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome {
+    /// The upstream answered.
+    Response = 0,
+    /// No connection could be made.
+    ConnectError = 1,
+    /// The exchange failed after connecting.
+    Error = 2,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 3] = [Outcome::Response, Outcome::ConnectError, Outcome::Error];
+
+    /// The label and the error type on spans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Response => "response",
+            Outcome::ConnectError => "connect_error",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// One core location, with what each request needs of it prepared once.
+pub struct Location {
+    /// Its name.
+    pub name: String,
+    /// Its address.
+    pub address: SocketAddr,
+    /// Its IP address as text, for span attributes.
+    pub host: String,
+    attempts: [prometheus::IntCounter; 3],
+}
+
+impl Location {
+    /// Counts an attempt's outcome in `edge_upstream_attempts_total`.
+    pub fn count(&self, outcome: Outcome) {
+        self.attempts[outcome as usize].inc();
+    }
+}
+
 /// The core locations.
 pub struct Upstreams {
     balancer: Balancer,
-    names: HashMap<SocketAddr, String>,
+    locations: Vec<Location>,
     /// Retries after the first attempt.
     pub retries: usize,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Read timeout.
     pub read_timeout: Duration,
-}
-
-/// A chosen upstream.
-pub struct Choice<'a> {
-    /// Its address.
-    pub address: SocketAddr,
-    /// Its location name.
-    pub location: &'a str,
 }
 
 fn balancer<S>(
@@ -83,38 +117,66 @@ impl Upstreams {
         locations: &[(String, SocketAddr, usize)],
     ) -> Result<Self, String> {
         let mut backends = BTreeSet::new();
-        let mut names = HashMap::new();
         for (name, address, weight) in locations {
             let backend = Backend::new_with_weight(&address.to_string(), *weight)
                 .map_err(|e| format!("{name}: {e}"))?;
             backends.insert(backend);
-            names.insert(*address, name.clone());
         }
+        let locations = locations
+            .iter()
+            .map(|(name, address, _)| Location {
+                name: name.clone(),
+                address: *address,
+                host: address.ip().to_string(),
+                attempts: Outcome::ALL
+                    .map(|outcome| UPSTREAM_ATTEMPTS.with_label_values(&[name, outcome.as_str()])),
+            })
+            .collect();
         let balancer = match settings.selection {
             Selection::RoundRobin => Balancer::RoundRobin(balancer(backends, settings)?),
             Selection::ConsistentHash => Balancer::Hash(balancer(backends, settings)?),
         };
         Ok(Self {
             balancer,
-            names,
+            locations,
             retries: settings.retries,
             connect_timeout: Duration::from_millis(settings.connect_timeout_ms),
             read_timeout: Duration::from_millis(settings.read_timeout_ms),
         })
     }
 
-    /// A healthy upstream not in `tried`, picked by `key` (the client address for hashing).
-    pub fn select(&self, key: &[u8], tried: &[SocketAddr]) -> Option<Choice<'_>> {
+    /// A healthy location not in `tried` (indices into [`Self::location`]), picked by the
+    /// client's address when hashing.
+    pub fn select(&self, client: Option<IpAddr>, tried: &[usize]) -> Option<usize> {
         let accept = |backend: &Backend, healthy: bool| {
-            healthy && backend.addr.as_inet().is_some_and(|a| !tried.contains(a))
+            healthy
+                && backend
+                    .addr
+                    .as_inet()
+                    .and_then(|a| self.index_of(a))
+                    .is_some_and(|i| !tried.contains(&i))
         };
         let backend = match &self.balancer {
-            Balancer::RoundRobin(lb) => lb.select_with(key, 256, accept),
-            Balancer::Hash(lb) => lb.select_with(key, 256, accept),
+            Balancer::RoundRobin(lb) => lb.select_with(b"", 256, accept),
+            Balancer::Hash(lb) => {
+                let key = match client {
+                    Some(IpAddr::V4(ip)) => ip.octets().to_vec(),
+                    Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
+                    None => Vec::new(),
+                };
+                lb.select_with(&key, 256, accept)
+            }
         }?;
-        let address = *backend.addr.as_inet()?;
-        let location = self.names.get(&address).map_or("unknown", String::as_str);
-        Some(Choice { address, location })
+        self.index_of(backend.addr.as_inet()?)
+    }
+
+    /// The location at `index`, as returned by [`Self::select`].
+    pub fn location(&self, index: usize) -> &Location {
+        &self.locations[index]
+    }
+
+    fn index_of(&self, address: &SocketAddr) -> Option<usize> {
+        self.locations.iter().position(|l| l.address == *address)
     }
 
     /// Runs the health checks, and keeps `edge_upstream_healthy` current.
@@ -124,23 +186,27 @@ impl Upstreams {
 
     fn publish_health(&self) {
         match &self.balancer {
-            Balancer::RoundRobin(lb) => publish(lb, &self.names),
-            Balancer::Hash(lb) => publish(lb, &self.names),
+            Balancer::RoundRobin(lb) => publish(lb, &self.locations),
+            Balancer::Hash(lb) => publish(lb, &self.locations),
         }
     }
 }
 
 /// Sets `edge_upstream_healthy` for every backend of `lb`.
-fn publish<S>(lb: &LoadBalancer<S>, names: &HashMap<SocketAddr, String>)
+fn publish<S>(lb: &LoadBalancer<S>, locations: &[Location])
 where
     S: BackendSelection + 'static,
     S::Iter: pingora::lb::selection::BackendIter,
 {
     let backends = lb.backends();
     for backend in backends.get_backend().iter() {
-        if let Some(name) = backend.addr.as_inet().and_then(|a| names.get(a)) {
+        if let Some(location) = backend
+            .addr
+            .as_inet()
+            .and_then(|a| locations.iter().find(|l| l.address == *a))
+        {
             UPSTREAM_HEALTHY
-                .with_label_values(&[name])
+                .with_label_values(&[&location.name])
                 .set(i64::from(backends.ready(backend)));
         }
     }

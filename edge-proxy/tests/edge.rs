@@ -6,7 +6,8 @@ mod support;
 use std::time::Duration;
 
 use support::{
-    Collector, Edge, Upstream, config, export_to, free_port, get, hex, locations, runtime,
+    CLIENT, Collector, Edge, SERVER, Upstream, attr, config, export_to, find, free_port, get, hex,
+    locations, runtime,
 };
 use trace_core::otlp::proto::trace::v1::Span;
 use trace_core::w3c::TraceParent;
@@ -17,24 +18,6 @@ const PARENT: &str = "00f067aa0ba902b7";
 fn traceparent(flags: &str) -> String {
     format!("00-{TRACE}-{PARENT}-{flags}")
 }
-
-fn find(spans: &[Span], kind: i32) -> Vec<&Span> {
-    spans.iter().filter(|s| s.kind == kind).collect()
-}
-
-fn attr(span: &Span, key: &str) -> Option<String> {
-    use trace_core::otlp::proto::common::v1::any_value::Value;
-    let value = trace_core::otlp::attribute(span, key)?.clone();
-    Some(match value {
-        Value::StringValue(s) => s,
-        Value::IntValue(i) => i.to_string(),
-        Value::BoolValue(b) => b.to_string(),
-        other => format!("{other:?}"),
-    })
-}
-
-const SERVER: i32 = 2;
-const CLIENT: i32 = 3;
 
 #[test]
 fn a_trusted_trace_continues_and_the_upstream_parent_is_the_client_span() {
@@ -443,4 +426,77 @@ fn configuration_errors_name_the_field_and_check_config_validates() {
     let help = run(&["--help"], &[]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("--check-config"));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_graceful_upgrade_hands_over_the_listener_without_a_failed_request_or_a_lost_span() {
+    let rt = runtime();
+    let (upstream, collector) = (Upstream::start(&rt), Collector::start(&rt));
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "{}{}",
+        export_to(&collector.endpoint(), 60_000),
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let text = config(port, admin, &sections);
+    let socket = format!("/tmp/edge-test-{port}.sock");
+    let _ = std::fs::remove_file(&socket);
+    let mut old = Edge::start(&text);
+    for _ in 0..3 {
+        assert_eq!(get(port, "/before", &[]).0, 200);
+    }
+
+    // A client keeps sending through the whole hand-over (bounded: 2,000 requests, 30 s).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let client = {
+        let done = done.clone();
+        std::thread::spawn(move || {
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let mut statuses = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed)
+                && statuses.len() < 2_000
+                && std::time::Instant::now() < deadline
+            {
+                statuses.push(get(port, "/during", &[]).0);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            statuses
+        })
+    };
+    let mut new = Edge::start_upgrade(&text);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::path::Path::new(&socket).exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new process did not open the upgrade socket: {}",
+            new.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    old.signal("QUIT");
+    old.wait_exit();
+    assert!(
+        collector.wait_for(6).len() >= 6,
+        "the old process flushed its queued spans on the way out"
+    );
+    for _ in 0..3 {
+        assert_eq!(get(port, "/after", &[]).0, 200, "{}", new.stderr());
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = client.join().unwrap();
+    assert!(!statuses.is_empty());
+    assert!(
+        statuses.iter().all(|&s| s == 200),
+        "every request during the upgrade succeeded: {statuses:?}"
+    );
+
+    new.terminate();
+    let requests = 3 + statuses.len() + 3;
+    assert_eq!(upstream.count(), requests);
+    let spans = collector.wait_for(2 * requests);
+    assert_eq!(
+        spans.len(),
+        2 * requests,
+        "a SERVER and a CLIENT span for every request, from both processes"
+    );
 }

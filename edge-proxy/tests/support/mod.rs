@@ -18,7 +18,14 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::runtime::Runtime;
+use tokio_stream::wrappers::TcpListenerStream;
 use trace_core::otlp::decode_request;
+use trace_core::otlp::proto::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use trace_core::otlp::proto::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use trace_core::otlp::proto::trace::v1::Span;
 
 /// Where the embedded default's demo upstream listens.
@@ -182,15 +189,109 @@ impl Collector {
 
     /// Waits until at least `n` spans arrived (5 s at most) and returns all of them.
     pub fn wait_for(&self, n: usize) -> Vec<Span> {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let spans = self.spans.lock().unwrap().clone();
-            if spans.len() >= n || Instant::now() > deadline {
-                return spans;
+        wait_for_spans(&self.spans, n)
+    }
+}
+
+/// An OTLP/gRPC collector: the official `TraceService` served by tonic.
+pub struct GrpcCollector {
+    pub address: SocketAddr,
+    pub spans: Arc<Mutex<Vec<Span>>>,
+    /// The `authorization` metadata of each export call.
+    pub authorizations: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+struct TraceReceiver {
+    spans: Arc<Mutex<Vec<Span>>>,
+    authorizations: Arc<Mutex<Vec<Option<String>>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for TraceReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let authorization = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        self.authorizations.lock().unwrap().push(authorization);
+        let mut spans = self.spans.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans);
             }
-            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+impl GrpcCollector {
+    /// Serves on a free loopback port until the runtime is dropped.
+    pub fn start(rt: &Runtime) -> Self {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let address = listener.local_addr().unwrap();
+        let spans = Arc::new(Mutex::new(Vec::new()));
+        let authorizations = Arc::new(Mutex::new(Vec::new()));
+        let receiver = TraceReceiver {
+            spans: spans.clone(),
+            authorizations: authorizations.clone(),
+        };
+        rt.spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(receiver))
+                .serve_with_incoming(TcpListenerStream::new(listener)),
+        );
+        Self {
+            address,
+            spans,
+            authorizations,
         }
     }
+
+    /// Waits until at least `n` spans arrived (5 s at most) and returns all of them.
+    pub fn wait_for(&self, n: usize) -> Vec<Span> {
+        wait_for_spans(&self.spans, n)
+    }
+}
+
+fn wait_for_spans(spans: &Mutex<Vec<Span>>, n: usize) -> Vec<Span> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let spans = spans.lock().unwrap().clone();
+        if spans.len() >= n || Instant::now() > deadline {
+            return spans;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A self-signed certificate for `localhost` and its key, as PEM files in `dir`.
+pub fn self_signed_certificate(dir: &std::path::Path) -> (PathBuf, PathBuf) {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    (cert, key)
+}
+
+/// curl with `args`; returns its standard output (`-w` text), failing the test if curl fails.
+pub fn curl(args: &[&str]) -> String {
+    let output = Command::new("curl")
+        .args(["--silent", "--show-error", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl is installed by scripts/setup.sh");
+    assert!(
+        output.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
 }
 
 /// The edge proxy binary, running.
@@ -235,6 +336,16 @@ impl Edge {
 
     /// Starts with an optional config file and environment.
     pub fn start_with(config: Option<&str>, env: &[(&str, &str)]) -> Self {
+        Self::launch(config, env, &[])
+    }
+
+    /// Starts a new process with `config` that takes over the listeners of the running one
+    /// through the upgrade socket (`--upgrade`). It waits for the old process's SIGQUIT.
+    pub fn start_upgrade(config: &str) -> Self {
+        Self::launch(Some(config), &[], &["--upgrade"])
+    }
+
+    fn launch(config: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Self {
         let dir = std::env::temp_dir().join(format!("edge-test-{}", free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_edge-proxy"));
@@ -261,6 +372,7 @@ impl Edge {
         for (key, value) in env {
             command.env(key, value);
         }
+        command.args(args);
         let child = command
             .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
             .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
@@ -319,10 +431,20 @@ impl Edge {
 
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        self.wait_exit()
+    }
+
+    /// Sends a signal (`TERM`, `QUIT`, ...).
+    pub fn signal(&self, name: &str) {
         let _ = Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
             .status();
+    }
+
+    /// Waits (15 s at most) for the process to exit.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -330,7 +452,8 @@ impl Edge {
             }
             assert!(
                 Instant::now() < deadline,
-                "edge-proxy did not stop on SIGTERM"
+                "edge-proxy did not stop: {}",
+                self.stderr()
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -382,6 +505,28 @@ pub fn get(
     let mut body = String::new();
     let _ = reader.read_to_string(&mut body);
     (status, response_headers, body)
+}
+
+/// OTLP span kinds.
+pub const SERVER: i32 = 2;
+/// See [`SERVER`].
+pub const CLIENT: i32 = 3;
+
+/// The spans of one kind.
+pub fn find(spans: &[Span], kind: i32) -> Vec<&Span> {
+    spans.iter().filter(|s| s.kind == kind).collect()
+}
+
+/// An attribute of a decoded span, as text.
+pub fn attr(span: &Span, key: &str) -> Option<String> {
+    use trace_core::otlp::proto::common::v1::any_value::Value;
+    let value = trace_core::otlp::attribute(span, key)?.clone();
+    Some(match value {
+        Value::StringValue(s) => s,
+        Value::IntValue(i) => i.to_string(),
+        Value::BoolValue(b) => b.to_string(),
+        other => format!("{other:?}"),
+    })
 }
 
 /// Lowercase hex.
