@@ -61,6 +61,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use trace_core::propagation::Formats;
 use trace_core::sampling::{Sampler, SamplingConfig, SamplingMode};
+use trace_core::semconv::threadline;
+use trace_core::span::KeyValue;
 
 /// The configuration as written.
 #[derive(Deserialize, Debug, Clone, Default)]
@@ -397,6 +399,14 @@ pub struct Settings {
     pub demo_upstream: bool,
     /// Route grouping.
     pub routes: trace_core::route::RouteGrouper,
+    /// The `[edge]` tags as span attributes, copied onto every SERVER span without allocating.
+    pub edge_tags: Vec<KeyValue>,
+}
+
+/// Configuration lives as long as the process. Leaking a value once lets every span borrow it
+/// instead of copying it per request.
+pub fn for_the_process(value: &str) -> &'static str {
+    Box::leak(value.into())
 }
 
 impl Config {
@@ -670,7 +680,16 @@ impl Config {
             b3_single: self.propagation.b3_single,
             b3_multi: self.propagation.b3_multi,
         };
+        let edge_tags = [
+            (threadline::LOCATION, &self.edge.location),
+            (threadline::REGION, &self.edge.region),
+            (threadline::POP, &self.edge.pop),
+        ]
+        .into_iter()
+        .filter_map(|(key, value)| Some(KeyValue::new(key, for_the_process(value.as_deref()?))))
+        .collect();
         Ok(Settings {
+            edge_tags,
             demo_upstream: upstreams.locations.is_empty(),
             routes,
             http,

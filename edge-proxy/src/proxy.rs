@@ -174,7 +174,7 @@ impl ProxyHttp for EdgeProxy {
             &self.trusted,
             &settings.sampler,
             settings.formats,
-            &settings.config.edge,
+            &settings.edge_tags,
             &settings.routes,
         );
         if incoming.problem.is_some() {
@@ -200,7 +200,7 @@ impl ProxyHttp for EdgeProxy {
         ctx.tried.push(choice);
         let location = self.upstreams.location(choice);
         if let Some(trace) = &mut ctx.trace {
-            trace.start_attempt(&location.name, &location.host, location.address.port());
+            trace.start_attempt(location.name, location.host, location.address.port());
         }
         let mut peer = HttpPeer::new(location.address, false, String::new());
         peer.options.connection_timeout = Some(self.upstreams.connect_timeout);
@@ -329,10 +329,7 @@ impl ProxyHttp for EdgeProxy {
             path: header.uri.path_and_query().map_or("/", |p| p.as_str()),
             status,
             duration_us: u64::try_from(ctx.started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            upstream: ctx
-                .tried
-                .last()
-                .map(|&i| self.upstreams.location(i).name.as_str()),
+            upstream: ctx.tried.last().map(|&i| self.upstreams.location(i).name),
             attempts: u32::try_from(ctx.tried.len()).unwrap_or(u32::MAX),
             request_id: ctx.request_id.as_deref(),
             trace_id,

@@ -15,7 +15,7 @@ use pingora::lb::{Backend, Backends, LoadBalancer};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
-use crate::config::{self, HealthCheckKind, Selection};
+use crate::config::{self, HealthCheckKind, Selection, for_the_process};
 use crate::metrics::{UPSTREAM_ATTEMPTS, UPSTREAM_HEALTHY};
 
 /// One load balancer, whichever selection it uses.
@@ -51,11 +51,11 @@ impl Outcome {
 /// One core location, with what each request needs of it prepared once.
 pub struct Location {
     /// Its name.
-    pub name: String,
+    pub name: &'static str,
     /// Its address.
     pub address: SocketAddr,
     /// Its IP address as text, for span attributes.
-    pub host: String,
+    pub host: &'static str,
     attempts: [prometheus::IntCounter; 3],
 }
 
@@ -125,9 +125,9 @@ impl Upstreams {
         let locations = locations
             .iter()
             .map(|(name, address, _)| Location {
-                name: name.clone(),
+                name: for_the_process(name),
                 address: *address,
-                host: address.ip().to_string(),
+                host: for_the_process(&address.ip().to_string()),
                 attempts: Outcome::ALL
                     .map(|outcome| UPSTREAM_ATTEMPTS.with_label_values(&[name, outcome.as_str()])),
             })
@@ -206,7 +206,7 @@ where
             .and_then(|a| locations.iter().find(|l| l.address == *a))
         {
             UPSTREAM_HEALTHY
-                .with_label_values(&[&location.name])
+                .with_label_values(&[location.name])
                 .set(i64::from(backends.ready(backend)));
         }
     }
