@@ -132,11 +132,10 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
+    let mut demo_service = None;
     let locations: Vec<(String, SocketAddr, usize)> = if settings.demo_upstream {
         let address: SocketAddr = DEMO_UPSTREAM.parse().map_err(|e| format!("{e}"))?;
-        let mut demo = Service::new("demo upstream".into(), demo::DemoUpstream);
-        demo.add_tcp(DEMO_UPSTREAM);
-        server.add_service(demo);
+        demo_service = Some(server.add_service(demo::DemoService::new(address)));
         tracing::info!(%address, "no upstreams configured: serving the built-in demo upstream");
         vec![("demo".into(), address, 1)]
     } else {
@@ -192,7 +191,11 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
         tls_settings.enable_h2();
         service.add_tls_with_settings(&tls.address, None, tls_settings);
     }
-    server.add_service(service);
+    let proxy_service = server.add_service(service);
+    // The embedded default's proxy listens only once its demo upstream does.
+    if let Some(demo) = &demo_service {
+        proxy_service.add_dependency(demo);
+    }
 
     if let Some(admin) = settings.admin {
         let mut service = Service::new("admin".into(), admin::Admin);

@@ -28,9 +28,6 @@ use trace_core::otlp::proto::collector::trace::v1::{
 };
 use trace_core::otlp::proto::trace::v1::Span;
 
-/// Where the embedded default's demo upstream listens.
-const DEMO_UPSTREAM_PORT: u16 = 8081;
-
 /// A free loopback port.
 pub fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
@@ -385,22 +382,16 @@ impl Edge {
             admin_port,
             dir,
         };
-        // The embedded default also serves its demo upstream, which starts beside the proxy.
-        let ports = if config.is_none() {
-            vec![port, DEMO_UPSTREAM_PORT]
-        } else {
-            vec![port]
-        };
+        // Only the proxy's port: the embedded default listens once its demo upstream does, so
+        // the first request after that must already succeed.
         let deadline = Instant::now() + Duration::from_secs(10);
-        for port in ports {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "edge-proxy did not listen on {port}: {}",
-                    edge.stderr()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "edge-proxy did not listen on {port}: {}",
+                edge.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
         edge
     }
