@@ -278,6 +278,7 @@ impl BackgroundService for Exporter {
             batch: Vec::with_capacity(sender.settings.batch_size),
             sender: sender.clone(),
         };
+        let mut queue_full = DropReport::default();
         let mut deadline = tokio::time::Instant::now() + interval;
         loop {
             let on_time = tokio::select! {
@@ -301,8 +302,28 @@ impl BackgroundService for Exporter {
                 }
             }
             if on_time {
+                queue_full.report();
                 deadline = tokio::time::Instant::now() + interval;
             }
+        }
+    }
+}
+
+/// Logs spans dropped on a full queue, once per flush interval rather than once per span.
+#[derive(Default)]
+struct DropReport {
+    reported: u64,
+}
+
+impl DropReport {
+    fn report(&mut self) {
+        let dropped = SPANS_DROPPED.with_label_values(&["queue_full"]).get();
+        if dropped > self.reported {
+            tracing::warn!(
+                spans = dropped - self.reported,
+                "export queue full: spans dropped since the last flush (export.queue_size, or a slow collector)"
+            );
+            self.reported = dropped;
         }
     }
 }

@@ -250,36 +250,58 @@ fn an_unhealthy_location_is_evicted_by_the_health_check() {
 }
 
 #[test]
-fn a_collector_outage_fails_no_request_and_drops_are_counted() {
+fn a_collector_that_is_down_or_hangs_fails_no_request_and_drops_are_counted_and_logged() {
     let rt = runtime();
     let upstream = Upstream::start(&rt);
-    let down = format!("http://127.0.0.1:{}", free_port());
-    let (port, admin) = (free_port(), free_port());
-    let sections = format!(
-        "[export]\nendpoint = \"{down}\"\nflush_interval_ms = 20\nbatch_size = 8\nqueue_size = 16\nmax_retries = 0\ntimeout_ms = 200\n{}",
-        locations(&[("core-a", upstream.server.address)], "")
-    );
-    let edge = Edge::start(&config(port, admin, &sections));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            std::thread::spawn(move || (0..50).map(|_| get(port, "/", &[]).0).collect::<Vec<_>>())
-        })
-        .collect();
-    for client in clients {
-        assert!(
-            client.join().unwrap().iter().all(|s| *s == 200),
-            "no request fails"
+    // Refused: nothing listens. Hanging: a listener that never accepts, so requests time out.
+    let hanging = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    for (outage, endpoint) in [
+        ("down", format!("http://127.0.0.1:{}", free_port())),
+        (
+            "hanging",
+            format!("http://{}", hanging.local_addr().unwrap()),
+        ),
+    ] {
+        let (port, admin) = (free_port(), free_port());
+        let sections = format!(
+            "[export]\nendpoint = \"{endpoint}\"\nflush_interval_ms = 20\nbatch_size = 8\nqueue_size = 16\nmax_retries = 0\ntimeout_ms = 200\n{}",
+            locations(&[("core-a", upstream.server.address)], "")
         );
+        let edge = Edge::start(&config(port, admin, &sections));
+        let clients: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    (0..50).map(|_| get(port, "/", &[]).0).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for client in clients {
+            assert!(
+                client.join().unwrap().iter().all(|s| *s == 200),
+                "{outage}: no request fails"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(edge.metric("edge_export_errors_total", "") >= 1.0);
+        assert!(
+            edge.metric("edge_spans_dropped_total", "") >= 1.0,
+            "{outage}: dropped spans are counted: {}",
+            edge.metrics()
+        );
+        assert_eq!(edge.metric("edge_spans_exported_total", ""), 0.0);
+        if outage == "hanging" {
+            assert!(
+                edge.metric("edge_spans_dropped_total", "queue_full") >= 1.0,
+                "a hanging collector fills the queue: {}",
+                edge.metrics()
+            );
+            assert!(
+                edge.stderr().contains("export queue full"),
+                "queue-full drops are logged: {}",
+                edge.stderr()
+            );
+        }
     }
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(edge.metric("edge_export_errors_total", "") >= 1.0);
-    let dropped = edge.metric("edge_spans_dropped_total", "");
-    assert!(
-        dropped >= 1.0,
-        "dropped spans are counted: {}",
-        edge.metrics()
-    );
-    assert_eq!(edge.metric("edge_spans_exported_total", ""), 0.0);
 }
 
 #[test]
