@@ -593,6 +593,16 @@ impl Config {
             ("export.queue_size", export.queue_size as u64, 1, 10_000_000),
             ("export.max_retries", u64::from(export.max_retries), 0, 10),
         ])?;
+        // The exporter is woken when a batch is queued, so a batch must fit in the queue.
+        if export.batch_size > export.queue_size {
+            return Err(invalid(
+                "export.batch_size",
+                format!(
+                    "{} is larger than export.queue_size ({})",
+                    export.batch_size, export.queue_size
+                ),
+            ));
+        }
         if export.service_name.trim().is_empty() {
             return Err(invalid("export.service_name", "must not be empty"));
         }
@@ -751,6 +761,10 @@ mod tests {
     #[test]
     fn errors_name_the_field() {
         assert_eq!(error("[export]\nbatch_size = 0").field, "export.batch_size");
+        assert_eq!(
+            error("[export]\nbatch_size = 100\nqueue_size = 50").field,
+            "export.batch_size"
+        );
         assert_eq!(
             error("[export]\nbatch_size = \"x\"").field,
             "export.batch_size"
