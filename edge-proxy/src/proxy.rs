@@ -220,9 +220,11 @@ impl ProxyHttp for EdgeProxy {
         let Some(trace) = &ctx.trace else {
             return Ok(());
         };
-        for name in INJECTED_HEADERS {
-            if upstream_request.headers.contains_key(name) {
-                upstream_request.remove_header(name);
+        if trace.carries_context {
+            for name in INJECTED_HEADERS {
+                if upstream_request.headers.contains_key(name) {
+                    upstream_request.remove_header(name);
+                }
             }
         }
         let mut result = Ok(());

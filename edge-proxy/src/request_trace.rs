@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use trace_core::propagation::{Formats, HeaderSource, Incoming, extract, inject};
+use trace_core::propagation::{Formats, HeaderSource, INJECTED_HEADERS, Incoming, extract, inject};
 use trace_core::route::{Route, RouteGrouper, known_method, span_name};
 use trace_core::semconv::{self, threadline};
 use trace_core::span::{KeyValue, Link, Span, SpanKind};
@@ -72,6 +72,8 @@ pub struct RequestTrace {
     pub formats: Formats,
     /// The caller asked for B3 debug.
     pub debug: bool,
+    /// The request came with propagation headers, which must not reach the upstream as they are.
+    pub carries_context: bool,
 }
 
 impl RequestTrace {
@@ -86,7 +88,16 @@ impl RequestTrace {
         tags: &[KeyValue],
         routes: &RouteGrouper,
     ) -> (Self, Incoming) {
-        let incoming = extract(&Headers(headers));
+        // Most requests at the edge carry no context: one pass over the names is cheaper than
+        // looking each propagation header up.
+        let carries_context = headers
+            .keys()
+            .any(|name| INJECTED_HEADERS.contains(&name.as_str()));
+        let incoming = if carries_context {
+            extract(&Headers(headers))
+        } else {
+            Incoming::default()
+        };
         let is_trusted = request.client.is_some_and(|(ip, _)| trusted.contains(ip));
         let (parent, parent_sampled) = if is_trusted {
             (incoming.parent.as_ref(), incoming.sampled)
@@ -125,6 +136,7 @@ impl RequestTrace {
             attempts: 0,
             formats: formats.with_incoming(if is_trusted { incoming.format } else { None }),
             debug: is_trusted && incoming.debug,
+            carries_context,
         };
         (trace, incoming)
     }
