@@ -201,9 +201,9 @@ impl Sender {
     }
 }
 
-/// The exporter's queue end and its unsent batch. Dropping it flushes: Pingora shuts a
-/// service's runtime down right after signalling it, which may cancel the export task before
-/// it sees the signal, so the flush cannot be an ordinary async step.
+/// The exporter's queue end and its unsent batch. Dropping it flushes: the exporter runs until
+/// Pingora drops its task while shutting its runtime down, so the final flush cannot be an
+/// ordinary async step.
 struct Pending {
     rx: mpsc::Receiver<Span>,
     batch: Vec<Span>,
@@ -267,7 +267,10 @@ impl Drop for Pending {
 
 #[async_trait]
 impl BackgroundService for Exporter {
-    async fn start(&self, mut shutdown: ShutdownWatch) {
+    /// Runs until Pingora drops it. It ignores the shutdown signal on purpose: requests that
+    /// finish during the grace period still queue spans, and the last of them are flushed when
+    /// the task is dropped (see [`Pending`]).
+    async fn start(&self, _shutdown: ShutdownWatch) {
         let Some(rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
             return;
         };
@@ -284,8 +287,6 @@ impl BackgroundService for Exporter {
             let on_time = tokio::select! {
                 () = self.batch_ready.notified() => false,
                 () = tokio::time::sleep_until(deadline) => true,
-                // Dropping `pending` flushes.
-                _ = shutdown.changed() => return,
             };
             // A batch, or on the interval whatever is queued, one batch at a time.
             loop {
@@ -301,15 +302,16 @@ impl BackgroundService for Exporter {
                     break;
                 }
             }
+            queue_full.report();
             if on_time {
-                queue_full.report();
                 deadline = tokio::time::Instant::now() + interval;
             }
         }
     }
 }
 
-/// Logs spans dropped on a full queue, once per flush interval rather than once per span.
+/// Logs spans dropped on a full queue, at most once per batch or flush interval rather than
+/// once per span.
 #[derive(Default)]
 struct DropReport {
     reported: u64,
@@ -321,7 +323,7 @@ impl DropReport {
         if dropped > self.reported {
             tracing::warn!(
                 spans = dropped - self.reported,
-                "export queue full: spans dropped since the last flush (export.queue_size, or a slow collector)"
+                "export queue full: spans dropped since the last report (export.queue_size, or a slow collector)"
             );
             self.reported = dropped;
         }

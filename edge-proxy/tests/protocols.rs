@@ -169,7 +169,9 @@ fn otlp_grpc_export_reaches_the_official_trace_service_with_its_headers() {
             .all(|a| a.as_deref() == Some("Bearer t0ken")),
         "OTEL_EXPORTER_OTLP_HEADERS reach the collector as metadata"
     );
-    assert_eq!(edge.metric("edge_spans_exported_total", ""), 6.0);
+    support::eventually("the six spans are counted as exported", || {
+        edge.metric("edge_spans_exported_total", "") == 6.0
+    });
     assert_eq!(edge.metric("edge_export_errors_total", ""), 0.0);
 }
 

@@ -184,7 +184,7 @@ impl Collector {
         format!("http://{}", self.server.address)
     }
 
-    /// Waits until at least `n` spans arrived (5 s at most) and returns all of them.
+    /// Waits until at least `n` spans arrived (10 s at most) and returns all of them.
     pub fn wait_for(&self, n: usize) -> Vec<Span> {
         wait_for_spans(&self.spans, n)
     }
@@ -250,14 +250,14 @@ impl GrpcCollector {
         }
     }
 
-    /// Waits until at least `n` spans arrived (5 s at most) and returns all of them.
+    /// Waits until at least `n` spans arrived (10 s at most) and returns all of them.
     pub fn wait_for(&self, n: usize) -> Vec<Span> {
         wait_for_spans(&self.spans, n)
     }
 }
 
 fn wait_for_spans(spans: &Mutex<Vec<Span>>, n: usize) -> Vec<Span> {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let spans = spans.lock().unwrap().clone();
         if spans.len() >= n || Instant::now() > deadline {
@@ -459,25 +459,35 @@ impl Drop for Edge {
     }
 }
 
+/// A response: status, headers (lowercase names) and body.
+pub type Reply = (u16, Vec<(String, String)>, String);
+
 /// A GET over a new connection; returns the status, the headers and the body.
-pub fn get(
-    port: u16,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> (u16, Vec<(String, String)>, String) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
+pub fn get(port: u16, path: &str, headers: &[(&str, &str)]) -> Reply {
+    try_get(port, path, headers).unwrap()
+}
+
+/// The status of a GET over a new connection; `None` when the connection was closed before a
+/// status line came back, the one failure an HTTP client may retry for an idempotent request.
+pub fn try_get_status(port: u16, path: &str) -> Option<u16> {
+    try_get(port, path, &[])
+        .ok()
+        .map(|(status, _, _)| status)
+        .filter(|&status| status != 0)
+}
+
+fn try_get(port: u16, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Reply> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut request = format!("GET {path} HTTP/1.1\r\nHost: edge.test\r\nConnection: close\r\n");
     for (name, value) in headers {
         request.push_str(&format!("{name}: {value}\r\n"));
     }
     request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
+    stream.write_all(request.as_bytes())?;
     let mut reader = BufReader::new(stream);
     let mut status_line = String::new();
-    reader.read_line(&mut status_line).unwrap();
+    reader.read_line(&mut status_line)?;
     let status = status_line
         .split(' ')
         .nth(1)
@@ -486,7 +496,7 @@ pub fn get(
     let mut response_headers = Vec::new();
     loop {
         let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+        if reader.read_line(&mut line)? == 0 || line == "\r\n" {
             break;
         }
         if let Some((k, v)) = line.trim_end().split_once(':') {
@@ -495,7 +505,17 @@ pub fn get(
     }
     let mut body = String::new();
     let _ = reader.read_to_string(&mut body);
-    (status, response_headers, body)
+    Ok((status, response_headers, body))
+}
+
+/// Waits for `condition` (10 s at most): what the proxy does in the background, it does in
+/// its own time, and more slowly on a loaded machine.
+pub fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// OTLP span kinds.
