@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use prometheus::IntCounter;
 use tokio::sync::Notify;
 use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
 use trace_core::otlp::{CONTENT_TYPE, TRACES_PATH, encode_request};
@@ -27,6 +28,8 @@ pub struct SpanSink {
     tx: mpsc::Sender<Span>,
     batch_ready: Arc<Notify>,
     batch_size: usize,
+    dropped_queue_full: IntCounter,
+    dropped_shutdown: IntCounter,
 }
 
 impl SpanSink {
@@ -39,8 +42,8 @@ impl SpanSink {
                     self.batch_ready.notify_one();
                 }
             }
-            Err(TrySendError::Full(_)) => SPANS_DROPPED.with_label_values(&["queue_full"]).inc(),
-            Err(TrySendError::Closed(_)) => SPANS_DROPPED.with_label_values(&["shutdown"]).inc(),
+            Err(TrySendError::Full(_)) => self.dropped_queue_full.inc(),
+            Err(TrySendError::Closed(_)) => self.dropped_shutdown.inc(),
         }
     }
 }
@@ -136,6 +139,8 @@ pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
         tx,
         batch_ready,
         batch_size: settings.batch_size,
+        dropped_queue_full: SPANS_DROPPED.with_label_values(&["queue_full"]),
+        dropped_shutdown: SPANS_DROPPED.with_label_values(&["shutdown"]),
     };
     Ok((sink, exporter))
 }

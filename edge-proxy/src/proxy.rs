@@ -222,9 +222,7 @@ impl ProxyHttp for EdgeProxy {
         };
         if trace.carries_context {
             for name in INJECTED_HEADERS {
-                if upstream_request.headers.contains_key(name) {
-                    upstream_request.remove_header(name);
-                }
+                upstream_request.remove_header(name);
             }
         }
         let mut result = Ok(());

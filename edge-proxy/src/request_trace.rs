@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use trace_core::propagation::{Formats, HeaderSource, INJECTED_HEADERS, Incoming, extract, inject};
+use trace_core::propagation::{self, Formats, HeaderSource, Incoming, extract, inject};
 use trace_core::route::{Route, RouteGrouper, known_method, span_name};
 use trace_core::semconv::{self, threadline};
 use trace_core::span::{KeyValue, Link, Span, SpanKind};
@@ -90,9 +90,7 @@ impl RequestTrace {
     ) -> (Self, Incoming) {
         // Most requests at the edge carry no context: one pass over the names is cheaper than
         // looking each propagation header up.
-        let carries_context = headers
-            .keys()
-            .any(|name| INJECTED_HEADERS.contains(&name.as_str()));
+        let carries_context = propagation::carries_context(headers.keys().map(|n| n.as_str()));
         let incoming = if carries_context {
             extract(&Headers(headers))
         } else {

@@ -159,12 +159,19 @@ impl Upstreams {
         let backend = match &self.balancer {
             Balancer::RoundRobin(lb) => lb.select_with(b"", 256, accept),
             Balancer::Hash(lb) => {
-                let key = match client {
-                    Some(IpAddr::V4(ip)) => ip.octets().to_vec(),
-                    Some(IpAddr::V6(ip)) => ip.octets().to_vec(),
-                    None => Vec::new(),
+                let (v4, v6);
+                let key: &[u8] = match client {
+                    Some(IpAddr::V4(ip)) => {
+                        v4 = ip.octets();
+                        &v4
+                    }
+                    Some(IpAddr::V6(ip)) => {
+                        v6 = ip.octets();
+                        &v6
+                    }
+                    None => &[],
                 };
-                lb.select_with(&key, 256, accept)
+                lb.select_with(key, 256, accept)
             }
         }?;
         self.index_of(backend.addr.as_inet()?)

@@ -114,13 +114,33 @@ fn a_tls_key_that_does_not_load_is_refused_at_start() {
     );
     let path = dir.join("edge.toml");
     std::fs::write(&path, config(port, admin, &sections)).unwrap();
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_edge-proxy"))
+    let stderr_path = dir.join("stderr");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_edge-proxy"))
         .arg("--config")
         .arg(&path)
-        .output()
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
         .unwrap();
-    assert_eq!(output.status.code(), Some(2), "refused at start");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    // A proxy that accepted the key would keep running: give it 10 s, then fail.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    assert_eq!(
+        status.and_then(|s| s.code()),
+        Some(2),
+        "refused at start: {stderr}"
+    );
     assert!(
         stderr.contains("listen.tls[0]") && stderr.contains("bad-key.pem"),
         "the error names the listener and the file: {stderr}"

@@ -224,8 +224,8 @@ impl Formats {
     }
 }
 
-/// Every header name [`inject`] may write; remove these before injecting so that no stale
-/// copy of a caller's header survives.
+/// Every header name [`inject`] may write, and every one [`extract`] reads; remove these
+/// before injecting so that no stale copy of a caller's header survives.
 pub const INJECTED_HEADERS: [&str; 8] = [
     w3c::TRACEPARENT,
     w3c::TRACESTATE,
@@ -236,6 +236,12 @@ pub const INJECTED_HEADERS: [&str; 8] = [
     b3::X_B3_SAMPLED,
     b3::X_B3_FLAGS,
 ];
+
+/// Whether any of `names` (lowercase) is a propagation header. When none is, [`extract`] would
+/// find nothing, and a caller holding all names at hand can skip its lookups.
+pub fn carries_context<'a>(mut names: impl Iterator<Item = &'a str>) -> bool {
+    names.any(|name| INJECTED_HEADERS.contains(&name))
+}
 
 /// Writes `context` for the next hop, through `set(name, value)`. `parent_span_id` is the
 /// parent of `context`'s span, for B3's optional parent field; `debug` forwards a caller's B3

@@ -1,7 +1,9 @@
 //! Extraction and injection across formats: detection order, B3 single and multi, fallbacks.
 
 use trace_core::b3::{B3Error, X_B3_FLAGS, X_B3_SAMPLED};
-use trace_core::propagation::{Format, Formats, INJECTED_HEADERS, Problem, extract, inject};
+use trace_core::propagation::{
+    Format, Formats, HeaderSource, INJECTED_HEADERS, Problem, carries_context, extract, inject,
+};
 use trace_core::w3c::{TraceParentError, TraceStateError};
 use trace_core::{SpanContext, SpanId, TraceFlags, TraceId};
 
@@ -204,4 +206,41 @@ fn what_is_injected_extracts_back() {
         assert_eq!(parent.span_id, context().span_id);
         assert_eq!(incoming.sampled, Some(true));
     }
+}
+
+/// Records the header names `extract` asks for.
+struct AskedFor(std::cell::RefCell<Vec<String>>, Vec<(&'static str, String)>);
+
+impl HeaderSource for AskedFor {
+    fn for_each_value<'a>(&'a self, name: &str, f: &mut dyn FnMut(&'a [u8])) {
+        self.0.borrow_mut().push(name.to_owned());
+        for (_, value) in self.1.iter().filter(|(n, _)| *n == name) {
+            f(value.as_bytes());
+        }
+    }
+}
+
+#[test]
+fn extract_reads_only_the_propagation_headers() {
+    let b3_multi = vec![
+        ("x-b3-traceid", B3_TRACE.to_owned()),
+        ("x-b3-spanid", B3_SPAN.to_owned()),
+        ("x-b3-flags", "1".to_owned()),
+    ];
+    for headers in [Vec::new(), b3_multi] {
+        let asked = AskedFor(Default::default(), headers);
+        extract(&asked);
+        let asked = asked.0.into_inner();
+        assert!(!asked.is_empty());
+        assert!(
+            asked.iter().all(|n| INJECTED_HEADERS.contains(&n.as_str())),
+            "{asked:?}"
+        );
+        assert!(
+            asked
+                .iter()
+                .all(|n| carries_context([n.as_str()].into_iter()))
+        );
+    }
+    assert!(!carries_context(["host", "user-agent"].into_iter()));
 }
