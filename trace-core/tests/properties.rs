@@ -3,11 +3,12 @@
 
 use proptest::prelude::*;
 use trace_core::b3::{self, B3Context, B3Header, MultiHeaders, Sampling};
+use trace_core::otlp::proto::common::v1::any_value::Value as AnyValue;
 use trace_core::otlp::{decode_request, encode_request};
 use trace_core::propagation::extract;
 use trace_core::route::RouteGrouper;
 use trace_core::sampling::{OtelTraceState, Threshold};
-use trace_core::span::{KeyValue, Resource, Scope, Span};
+use trace_core::span::{KeyValue, Resource, Scope, Span, Value};
 use trace_core::w3c::{TraceParent, TraceState};
 use trace_core::{SpanContext, SpanId, TraceFlags, TraceId, sigv4};
 
@@ -112,10 +113,10 @@ proptest! {
     }
 
     #[test]
-    fn otlp_round_trips(trace_id in trace_id(), span_id in span_id(), name in ".{0,40}", start in any::<u64>(), attrs in prop::collection::vec(("[a-z.]{1,20}", any::<i64>()), 0..20)) {
+    fn otlp_round_trips(trace_id in trace_id(), span_id in span_id(), name in ".{0,40}", start in any::<u64>(), attrs in prop::collection::vec(("[a-z.]{0,20}", attribute_value()), 0..20)) {
         let mut span = Span { name: name.clone().into(), start_unix_nano: start, ..Span::default() };
         span.context = SpanContext { trace_id, span_id, ..SpanContext::default() };
-        span.attributes = attrs.iter().map(|(k, v)| KeyValue::new(k.clone(), *v)).collect();
+        span.attributes = attrs.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())).collect();
         let mut buf = Vec::new();
         encode_request(&Resource::default(), &Scope::default(), &[span], &mut buf);
         let request = decode_request(&buf).unwrap();
@@ -124,7 +125,33 @@ proptest! {
         prop_assert_eq!(decoded.trace_id.as_slice(), trace_id.as_bytes());
         prop_assert_eq!(decoded.start_time_unix_nano, start);
         prop_assert_eq!(decoded.attributes.len(), attrs.len());
+        for (decoded, (key, value)) in decoded.attributes.iter().zip(&attrs) {
+            prop_assert_eq!(&decoded.key, key);
+            let decoded = decoded.value.as_ref().and_then(|v| v.value.as_ref());
+            let expected = match value {
+                Value::Str(s) => AnyValue::StringValue(s.to_string()),
+                Value::Int(i) => AnyValue::IntValue(*i),
+                Value::Bool(b) => AnyValue::BoolValue(*b),
+                Value::Double(d) => AnyValue::DoubleValue(*d),
+            };
+            match (decoded, &expected) {
+                (Some(AnyValue::DoubleValue(got)), AnyValue::DoubleValue(want)) => {
+                    prop_assert_eq!(got.to_bits(), want.to_bits());
+                }
+                (got, want) => prop_assert_eq!(got, Some(want)),
+            }
+        }
     }
+}
+
+/// Attribute values of every type, with strings both side of the one-byte length limit.
+fn attribute_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        ".{0,200}".prop_map(Value::from),
+        any::<i64>().prop_map(Value::Int),
+        any::<bool>().prop_map(Value::Bool),
+        any::<f64>().prop_map(Value::Double),
+    ]
 }
 
 proptest! {

@@ -10,6 +10,9 @@ const IS_REMOTE: u32 = 0x200;
 
 /// Appends one `ExportTraceServiceRequest` holding `spans` under `resource` and `scope`.
 pub fn encode_request(resource: &Resource, scope: &Scope, spans: &[Span], buf: &mut Vec<u8>) {
+    // Each span body is written here first, so its length prefix can be written before it
+    // without moving the body afterwards.
+    let mut span_body = Vec::with_capacity(1024);
     // ExportTraceServiceRequest.resource_spans = 1
     wire::message(buf, 1, |buf| {
         // ResourceSpans.resource = 1
@@ -22,8 +25,11 @@ pub fn encode_request(resource: &Resource, scope: &Scope, spans: &[Span], buf: &
                 wire::bytes(buf, 2, scope.version.as_bytes());
             });
             for span in spans {
+                span_body.clear();
+                encode_span(&mut span_body, span);
                 // ScopeSpans.spans = 2
-                wire::message(buf, 2, |buf| encode_span(buf, span));
+                wire::delimited_header(buf, 2, span_body.len());
+                buf.extend_from_slice(&span_body);
             }
         });
     });
@@ -84,18 +90,37 @@ fn encode_link(buf: &mut Vec<u8>, link: &Link) {
     );
 }
 
+/// Attributes are most of a span, so each `KeyValue` and `AnyValue` length is computed up
+/// front rather than patched in after the body is written.
 fn attributes(buf: &mut Vec<u8>, field: u32, attributes: &[KeyValue]) {
     for attribute in attributes {
-        wire::message(buf, field, |buf| {
-            wire::bytes(buf, 1, attribute.key.as_bytes());
-            // KeyValue.value = 2, an AnyValue whose oneof member is always written.
-            wire::message(buf, 2, |buf| match &attribute.value {
-                Value::Str(s) => wire::oneof_bytes(buf, 1, s.as_bytes()),
-                Value::Bool(b) => wire::oneof_uint(buf, 2, u64::from(*b)),
-                Value::Int(i) => wire::oneof_uint(buf, 3, *i as u64),
-                Value::Double(d) => wire::fixed64(buf, 4, d.to_bits()),
-            });
-        });
+        let key = attribute.key.as_bytes();
+        let value_len = any_value_len(&attribute.value);
+        let key_len = if key.is_empty() {
+            0
+        } else {
+            wire::delimited_len(1, key.len())
+        };
+        wire::delimited_header(buf, field, key_len + wire::delimited_len(2, value_len));
+        wire::bytes(buf, 1, key);
+        // KeyValue.value = 2, an AnyValue whose oneof member is always written.
+        wire::delimited_header(buf, 2, value_len);
+        match &attribute.value {
+            Value::Str(s) => wire::oneof_bytes(buf, 1, s.as_bytes()),
+            Value::Bool(b) => wire::oneof_uint(buf, 2, u64::from(*b)),
+            Value::Int(i) => wire::oneof_uint(buf, 3, *i as u64),
+            Value::Double(d) => wire::fixed64(buf, 4, d.to_bits()),
+        }
+    }
+}
+
+/// The encoded length of an `AnyValue` holding `value`.
+fn any_value_len(value: &Value) -> usize {
+    match value {
+        Value::Str(s) => wire::delimited_len(1, s.len()),
+        Value::Bool(_) => 2,
+        Value::Int(i) => 1 + wire::varint_len(*i as u64),
+        Value::Double(_) => 9,
     }
 }
 

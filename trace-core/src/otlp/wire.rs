@@ -33,6 +33,23 @@ fn key(buf: &mut Vec<u8>, field: u32, wire_type: u8) {
     varint(buf, u64::from(field << 3 | u32::from(wire_type)));
 }
 
+/// How many bytes the varint encoding of `value` takes.
+pub fn varint_len(value: u64) -> usize {
+    // One byte per started group of 7 bits; 0 still takes a byte.
+    (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
+}
+
+/// How many bytes a length-delimited field of `len` bytes takes, with its key and length.
+pub fn delimited_len(field: u32, len: usize) -> usize {
+    varint_len(u64::from(field << 3)) + varint_len(len as u64) + len
+}
+
+/// The key and length of a length-delimited field whose `len` bytes the caller writes next.
+pub fn delimited_header(buf: &mut Vec<u8>, field: u32, len: usize) {
+    key(buf, field, LEN);
+    varint(buf, len as u64);
+}
+
 /// A `bytes` or `string` field, omitted when empty (proto3 default).
 pub fn bytes(buf: &mut Vec<u8>, field: u32, data: &[u8]) {
     if !data.is_empty() {
@@ -105,6 +122,24 @@ mod tests {
         buf.clear();
         varint(&mut buf, u64::MAX);
         assert_eq!(buf.len(), 10);
+    }
+
+    #[test]
+    fn varint_lengths_match_the_encoding() {
+        for value in [
+            0,
+            1,
+            127,
+            128,
+            16_383,
+            16_384,
+            u64::from(u32::MAX),
+            u64::MAX,
+        ] {
+            let mut buf = Vec::new();
+            varint(&mut buf, value);
+            assert_eq!(varint_len(value), buf.len(), "{value}");
+        }
     }
 
     #[test]
