@@ -16,8 +16,8 @@ apt_packages=(
     llvm-22-dev clang-22 lld-22 bpftool iproute2
     # Pingora's zlib-ng builds with cmake.
     cmake
-    # Benchmark peers and load.
-    nginx-light wrk curl
+    # Benchmark peers and load; valgrind counts instructions per request.
+    nginx-light wrk curl valgrind
 )
 if [ "$THREADLINE_TOOLCHAIN" = debian ]; then
     apt_packages+=(rustc-web cargo-web rust-web-src rust-web-llvm rust-web-clippy rustfmt-web

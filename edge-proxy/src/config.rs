@@ -454,10 +454,16 @@ impl Config {
             };
         }
         if let Some(v) = var("OTEL_EXPORTER_OTLP_TIMEOUT") {
-            export.timeout_ms = v
-                .trim()
-                .parse()
-                .map_err(|_| invalid("OTEL_EXPORTER_OTLP_TIMEOUT", "must be milliseconds"))?;
+            export.timeout_ms = number("OTEL_EXPORTER_OTLP_TIMEOUT", &v, "milliseconds")?;
+        }
+        if let Some(v) = var("OTEL_BSP_SCHEDULE_DELAY") {
+            export.flush_interval_ms = number("OTEL_BSP_SCHEDULE_DELAY", &v, "milliseconds")?;
+        }
+        if let Some(v) = var("OTEL_BSP_MAX_QUEUE_SIZE") {
+            export.queue_size = number("OTEL_BSP_MAX_QUEUE_SIZE", &v, "a span count")?;
+        }
+        if let Some(v) = var("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
+            export.batch_size = number("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &v, "a span count")?;
         }
         if let Some(v) = var("OTEL_EXPORTER_OTLP_HEADERS") {
             export
@@ -711,6 +717,14 @@ impl Config {
     }
 }
 
+/// A whole number from the variable `name`; `unit` says what it counts in the error.
+fn number<T: std::str::FromStr>(name: &str, value: &str, unit: &str) -> Result<T, ConfigError> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(name, format!("must be {unit}, got {value:?}")))
+}
+
 /// `key=value,key2=value2`, as the OpenTelemetry environment variables write them.
 fn key_values(variable: &str, text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     text.split(',')
@@ -807,6 +821,9 @@ mod tests {
             ("OTEL_SERVICE_NAME", "edge-fra1"),
             ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "4096"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "128"),
         ];
         config
             .apply_env(|k| {
@@ -825,6 +842,9 @@ mod tests {
         assert_eq!(config.export.service_name, "edge-fra1");
         assert_eq!(config.sampling.mode, SamplingMode::Proportional);
         assert!((config.sampling.percentage - 25.0).abs() < 1e-4);
+        assert_eq!(config.export.flush_interval_ms, 250);
+        assert_eq!(config.export.queue_size, 4096);
+        assert_eq!(config.export.batch_size, 128);
         let mut off = Config::default();
         off.apply_env(|k| (k == "OTEL_SDK_DISABLED").then(|| "true".into()))
             .unwrap();
@@ -832,5 +852,8 @@ mod tests {
         let bad = Config::default()
             .apply_env(|k| (k == "OTEL_EXPORTER_OTLP_PROTOCOL").then(|| "udp".into()));
         assert_eq!(bad.unwrap_err().field, "OTEL_EXPORTER_OTLP_PROTOCOL");
+        let bad =
+            Config::default().apply_env(|k| (k == "OTEL_BSP_SCHEDULE_DELAY").then(|| "1s".into()));
+        assert_eq!(bad.unwrap_err().field, "OTEL_BSP_SCHEDULE_DELAY");
     }
 }

@@ -154,18 +154,22 @@ impl Sender {
             }
             return;
         }
+        let count = spans.len() as u64;
         let mut body = Vec::with_capacity(256 * spans.len());
         encode_request(&self.resource, &Scope::default(), &spans, &mut body);
+        drop(spans);
+        // Shared, so a retry does not copy the batch.
+        let body = bytes::Bytes::from(body);
         let mut backoff = Duration::from_millis(100);
         for attempt in 0..=self.settings.max_retries {
             match self.send(body.clone()).await {
                 Ok(()) => {
-                    SPANS_EXPORTED.inc_by(spans.len() as u64);
+                    SPANS_EXPORTED.inc_by(count);
                     return;
                 }
                 Err(error) => {
                     EXPORT_ERRORS.inc();
-                    tracing::warn!(attempt, %error, spans = spans.len(), "span export failed");
+                    tracing::warn!(attempt, %error, spans = count, "span export failed");
                 }
             }
             if attempt < self.settings.max_retries {
@@ -175,10 +179,10 @@ impl Sender {
         }
         SPANS_DROPPED
             .with_label_values(&["export_failed"])
-            .inc_by(spans.len() as u64);
+            .inc_by(count);
     }
 
-    async fn send(&self, body: Vec<u8>) -> Result<(), String> {
+    async fn send(&self, body: bytes::Bytes) -> Result<(), String> {
         match &self.transport {
             Transport::Terminal => Ok(()),
             Transport::Http { client, url } => {
@@ -403,7 +407,7 @@ mod grpc {
     struct DiscardDecoder;
 
     impl Codec for RawCodec {
-        type Encode = Vec<u8>;
+        type Encode = bytes::Bytes;
         type Decode = ();
         type Encoder = RawEncoder;
         type Decoder = DiscardDecoder;
@@ -418,10 +422,14 @@ mod grpc {
     }
 
     impl Encoder for RawEncoder {
-        type Item = Vec<u8>;
+        type Item = bytes::Bytes;
         type Error = tonic::Status;
 
-        fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        fn encode(
+            &mut self,
+            item: bytes::Bytes,
+            dst: &mut EncodeBuf<'_>,
+        ) -> Result<(), Self::Error> {
             bytes::BufMut::put_slice(dst, &item);
             Ok(())
         }
@@ -440,7 +448,7 @@ mod grpc {
     /// One unary `Export` call.
     pub async fn export(
         channel: tonic::transport::Channel,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         settings: &Export,
     ) -> Result<(), String> {
         let mut client = tonic::client::Grpc::new(channel);

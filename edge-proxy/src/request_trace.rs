@@ -2,7 +2,7 @@
 //! CLIENT span per upstream attempt, and the headers that carry the context on.
 
 use std::cell::RefCell;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use trace_core::propagation::{self, Formats, HeaderSource, Incoming, extract, inject};
@@ -244,7 +244,7 @@ fn request_attributes(span: &mut Span, request: &RequestInfo<'_>, tags: &[KeyVal
         span.set_attribute(semconv::SERVER_ADDRESS, name.to_owned());
     }
     if let Some((ip, port)) = request.client {
-        span.set_attribute(semconv::CLIENT_ADDRESS, ip.to_string());
+        span.set_attribute(semconv::CLIENT_ADDRESS, ip_text(ip));
         span.set_attribute(semconv::CLIENT_PORT, i64::from(port));
     }
     if let Some(agent) = request.user_agent {
@@ -252,5 +252,63 @@ fn request_attributes(span: &mut Span, request: &RequestInfo<'_>, tags: &[KeyVal
     }
     for tag in tags {
         span.set_attribute(tag.key.clone(), tag.value.clone());
+    }
+}
+
+/// An address as text. IPv4, nearly every client, is written digit by digit: `Display` goes
+/// through the formatting machinery and cost a third of starting the SERVER span.
+fn ip_text(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => ipv4_text(v4),
+        IpAddr::V6(v6) => v6.to_string(),
+    }
+}
+
+fn ipv4_text(ip: Ipv4Addr) -> String {
+    let mut text = String::with_capacity(15);
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            text.push('.');
+        }
+        if octet >= 100 {
+            text.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            text.push(char::from(b'0' + octet / 10 % 10));
+        }
+        text.push(char::from(b'0' + octet % 10));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv4_text_matches_display() {
+        // Every octet value in every position, plus a spread of whole addresses.
+        for octet in 0..=255u8 {
+            for ip in [
+                Ipv4Addr::new(octet, 0, 0, 0),
+                Ipv4Addr::new(1, octet, 10, 100),
+                Ipv4Addr::new(255, 9, octet, 99),
+                Ipv4Addr::new(0, 200, 20, octet),
+            ] {
+                assert_eq!(ipv4_text(ip), ip.to_string());
+            }
+        }
+        let mut x = 0x9e37_79b9_u32;
+        for _ in 0..100_000 {
+            x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            let ip = Ipv4Addr::from(x);
+            assert_eq!(ipv4_text(ip), ip.to_string());
+        }
+    }
+
+    #[test]
+    fn ipv6_keeps_its_standard_text() {
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ip_text(ip), "2001:db8::1");
     }
 }

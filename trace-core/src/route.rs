@@ -222,7 +222,12 @@ pub fn known_method(method: &str) -> Option<&'static str> {
 /// The span name `{method} {route}`; `HTTP {route}` for a method outside the known set.
 pub fn span_name(method: &str, route: &Route<'_>) -> Cow<'static, str> {
     let method = known_method(method).unwrap_or("HTTP");
-    Cow::Owned(format!("{method} {}", route.as_str()))
+    let route = route.as_str();
+    let mut name = String::with_capacity(method.len() + 1 + route.len());
+    name.push_str(method);
+    name.push(' ');
+    name.push_str(route);
+    Cow::Owned(name)
 }
 
 #[cfg(test)]
