@@ -4,7 +4,9 @@
 use proptest::prelude::*;
 use trace_core::b3::{self, B3Context, B3Header, MultiHeaders, Sampling};
 use trace_core::otlp::proto::common::v1::any_value::Value as AnyValue;
-use trace_core::otlp::{decode_request, encode_request};
+use trace_core::otlp::{
+    decode_request, encode_request, encode_request_from_entries, encode_span_entry,
+};
 use trace_core::propagation::extract;
 use trace_core::route::RouteGrouper;
 use trace_core::sampling::{OtelTraceState, Threshold};
@@ -141,6 +143,26 @@ proptest! {
                 (got, want) => prop_assert_eq!(got, Some(want)),
             }
         }
+    }
+}
+
+proptest! {
+    #[test]
+    fn span_entries_wrap_into_the_same_request(names in prop::collection::vec(".{0,300}", 0..5)) {
+        let spans: Vec<Span> = names
+            .iter()
+            .map(|name| Span { name: name.clone().into(), ..Span::default() })
+            .collect();
+        let resource = Resource { attributes: vec![KeyValue::new("service.name", "edge")] };
+        let mut whole = Vec::new();
+        encode_request(&resource, &Scope::default(), &spans, &mut whole);
+        let mut entries = Vec::new();
+        for span in &spans {
+            encode_span_entry(span, &mut entries);
+        }
+        let mut wrapped = Vec::new();
+        encode_request_from_entries(&resource, &Scope::default(), &entries, &mut wrapped);
+        prop_assert_eq!(wrapped, whole);
     }
 }
 

@@ -13,6 +13,43 @@ pub fn encode_request(resource: &Resource, scope: &Scope, spans: &[Span], buf: &
     // Each span body is written here first, so its length prefix can be written before it
     // without moving the body afterwards.
     let mut span_body = Vec::with_capacity(1024);
+    envelope(resource, scope, buf, |buf| {
+        for span in spans {
+            span_body.clear();
+            encode_span(&mut span_body, span);
+            // ScopeSpans.spans = 2
+            wire::delimited_header(buf, 2, span_body.len());
+            buf.extend_from_slice(&span_body);
+        }
+    });
+}
+
+/// Appends `span` as one `ScopeSpans.spans` entry. Entries appended one after another are a
+/// span list that [`encode_request_from_entries`] wraps: a span can be encoded the moment it
+/// finishes, by the thread that made it, and batched as bytes.
+pub fn encode_span_entry(span: &Span, buf: &mut Vec<u8>) {
+    // ScopeSpans.spans = 2
+    wire::message(buf, 2, |buf| encode_span(buf, span));
+}
+
+/// Appends one `ExportTraceServiceRequest` around `entries`, spans appended by
+/// [`encode_span_entry`], under `resource` and `scope`.
+pub fn encode_request_from_entries(
+    resource: &Resource,
+    scope: &Scope,
+    entries: &[u8],
+    buf: &mut Vec<u8>,
+) {
+    envelope(resource, scope, buf, |buf| buf.extend_from_slice(entries));
+}
+
+/// The request around the span list that `spans` writes.
+fn envelope(
+    resource: &Resource,
+    scope: &Scope,
+    buf: &mut Vec<u8>,
+    spans: impl FnOnce(&mut Vec<u8>),
+) {
     // ExportTraceServiceRequest.resource_spans = 1
     wire::message(buf, 1, |buf| {
         // ResourceSpans.resource = 1
@@ -24,13 +61,7 @@ pub fn encode_request(resource: &Resource, scope: &Scope, spans: &[Span], buf: &
                 wire::bytes(buf, 1, scope.name.as_bytes());
                 wire::bytes(buf, 2, scope.version.as_bytes());
             });
-            for span in spans {
-                span_body.clear();
-                encode_span(&mut span_body, span);
-                // ScopeSpans.spans = 2
-                wire::delimited_header(buf, 2, span_body.len());
-                buf.extend_from_slice(&span_body);
-            }
+            spans(buf);
         });
     });
 }

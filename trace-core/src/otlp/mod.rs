@@ -13,7 +13,7 @@ mod wire;
 
 #[cfg(feature = "decode")]
 pub use decode::{DecodeError, attribute, decode_request, proto};
-pub use encode::encode_request;
+pub use encode::{encode_request, encode_request_from_entries, encode_span_entry};
 
 /// Content type of OTLP/HTTP protobuf bodies.
 pub const CONTENT_TYPE: &str = "application/x-protobuf";

@@ -106,7 +106,13 @@ pub fn message(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
             *slot = *byte;
         }
     } else {
-        buf.splice(len_at..start, prefix.iter().copied());
+        // Widen the reserved byte: move the body up and write the whole length before it.
+        let end = buf.len();
+        buf.resize(end + prefix.len() - 1, 0);
+        buf.copy_within(start..end, len_at + prefix.len());
+        if let Some(slots) = buf.get_mut(len_at..len_at + prefix.len()) {
+            slots.copy_from_slice(prefix);
+        }
     }
 }
 
@@ -148,6 +154,11 @@ mod tests {
         message(&mut buf, 1, |b| b.extend_from_slice(&[7; 300]));
         assert_eq!(&buf[..3], &[0x0a, 0xac, 0x02]);
         assert_eq!(buf.len(), 303);
+        buf.clear();
+        message(&mut buf, 1, |b| b.extend_from_slice(&[7; 20_000]));
+        assert_eq!(&buf[..4], &[0x0a, 0xa0, 0x9c, 0x01]);
+        assert_eq!(buf.len(), 20_004);
+        assert!(buf[4..].iter().all(|&b| b == 7));
         buf.clear();
         message(&mut buf, 2, |b| b.extend_from_slice(&[7; 3]));
         assert_eq!(buf, [0x12, 3, 7, 7, 7]);
