@@ -2,19 +2,20 @@
 //! batches over OTLP/HTTP or OTLP/gRPC (or prints them when no collector is configured),
 //! retries with backoff, counts what it drops, and flushes on shutdown.
 
+mod grpc;
+mod queue;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
-use prometheus::IntCounter;
-use tokio::sync::Notify;
-use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
-use trace_core::otlp::{CONTENT_TYPE, TRACES_PATH, encode_request};
+use trace_core::otlp::{CONTENT_TYPE, TRACES_PATH, encode_request_from_entries};
 use trace_core::semconv;
 use trace_core::span::{KeyValue, Resource, Scope, Span, SpanKind, StatusCode, Value};
 
+use self::queue::{Batch, Encoding, Queue};
 use crate::config::{Export, Protocol};
 use crate::metrics::{EXPORT_ERRORS, SPANS_DROPPED, SPANS_EXPORTED};
 
@@ -25,26 +26,13 @@ use crate::metrics::{EXPORT_ERRORS, SPANS_DROPPED, SPANS_EXPORTED};
 /// otherwise drains the queue on its flush interval.
 #[derive(Clone)]
 pub struct SpanSink {
-    tx: mpsc::Sender<Span>,
-    batch_ready: Arc<Notify>,
-    batch_size: usize,
-    dropped_queue_full: IntCounter,
-    dropped_shutdown: IntCounter,
+    queue: Arc<Queue>,
 }
 
 impl SpanSink {
-    /// Queues a finished span; a full queue drops it and counts it.
+    /// Encodes and queues a finished span; a full queue drops it and counts it.
     pub fn submit(&self, span: Span) {
-        match self.tx.try_send(span) {
-            Ok(()) => {
-                let queued = self.tx.max_capacity() - self.tx.capacity();
-                if queued >= self.batch_size {
-                    self.batch_ready.notify_one();
-                }
-            }
-            Err(TrySendError::Full(_)) => self.dropped_queue_full.inc(),
-            Err(TrySendError::Closed(_)) => self.dropped_shutdown.inc(),
-        }
+        self.queue.submit(span);
     }
 }
 
@@ -71,14 +59,12 @@ struct Sender {
 
 /// The background export service.
 pub struct Exporter {
-    rx: Mutex<Option<mpsc::Receiver<Span>>>,
-    batch_ready: Arc<Notify>,
+    queue: Arc<Queue>,
     sender: Arc<Sender>,
 }
 
 /// A queue and its exporter.
 pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
-    let (tx, rx) = mpsc::channel(settings.queue_size);
     let timeout = Duration::from_millis(settings.timeout_ms);
     let transport = match (&settings.endpoint, settings.protocol) {
         (None, _) => Transport::Terminal,
@@ -125,39 +111,38 @@ pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
             .iter()
             .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
     );
-    let batch_ready = Arc::new(Notify::new());
+    let encoding = match transport {
+        Transport::Terminal => Encoding::Lines,
+        _ => Encoding::Otlp,
+    };
+    let queue = Arc::new(Queue::new(
+        encoding,
+        settings.batch_size,
+        settings.queue_size,
+    ));
     let exporter = Exporter {
-        rx: Mutex::new(Some(rx)),
-        batch_ready: batch_ready.clone(),
+        queue: queue.clone(),
         sender: Arc::new(Sender {
             transport,
             settings: settings.clone(),
             resource: Resource { attributes },
         }),
     };
-    let sink = SpanSink {
-        tx,
-        batch_ready,
-        batch_size: settings.batch_size,
-        dropped_queue_full: SPANS_DROPPED.with_label_values(&["queue_full"]),
-        dropped_shutdown: SPANS_DROPPED.with_label_values(&["shutdown"]),
-    };
-    Ok((sink, exporter))
+    Ok((SpanSink { queue }, exporter))
 }
 
 impl Sender {
     /// Sends one batch, retrying with backoff; counts the outcome.
-    async fn export(&self, spans: Vec<Span>) {
+    async fn export(&self, batch: &Batch) {
+        let count = batch.spans as u64;
         if let Transport::Terminal = self.transport {
-            for span in &spans {
-                println!("{}", readable(span));
-            }
+            use std::io::Write;
+            // The terminal is best effort: a closed stdout must not stop the exporter.
+            let _ = std::io::stdout().lock().write_all(&batch.bytes);
             return;
         }
-        let count = spans.len() as u64;
-        let mut body = Vec::with_capacity(256 * spans.len());
-        encode_request(&self.resource, &Scope::default(), &spans, &mut body);
-        drop(spans);
+        let mut body = Vec::with_capacity(batch.bytes.len() + 256);
+        encode_request_from_entries(&self.resource, &Scope::default(), &batch.bytes, &mut body);
         // Shared, so a retry does not copy the batch.
         let body = bytes::Bytes::from(body);
         let mut backoff = Duration::from_millis(100);
@@ -210,32 +195,40 @@ impl Sender {
     }
 }
 
-/// The exporter's queue end and its unsent batch. Dropping it flushes: the exporter runs until
-/// Pingora drops its task while shutting its runtime down, so the final flush cannot be an
-/// ordinary async step.
+/// The exporter's hold on the queue and on the batch it is sending. Dropping it flushes both:
+/// the exporter runs until Pingora drops its task while shutting its runtime down, so the
+/// final flush cannot be an ordinary async step.
 struct Pending {
-    rx: mpsc::Receiver<Span>,
-    batch: Vec<Span>,
+    queue: Arc<Queue>,
+    /// Sent again at shutdown if its export was cut short: at least once, not at most once.
+    in_flight: Option<Batch>,
     sender: Arc<Sender>,
+}
+
+impl Pending {
+    /// Exports `batch`, keeping it for the final flush until it is done.
+    async fn export(&mut self, batch: Batch) {
+        let spans = batch.spans;
+        let batch = self.in_flight.insert(batch);
+        self.sender.export(batch).await;
+        self.in_flight = None;
+        self.queue.release(spans);
+    }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
         // Spans that arrive after this are counted as dropped at shutdown.
-        self.rx.close();
-        while let Ok(span) = self.rx.try_recv() {
-            self.batch.push(span);
-        }
-        let spans = std::mem::take(&mut self.batch);
-        if spans.is_empty() {
+        let mut batches = self.queue.close();
+        batches.extend(self.in_flight.take());
+        let count: usize = batches.iter().map(|batch| batch.spans).sum();
+        if count == 0 {
             return;
         }
-        let count = spans.len();
         let sender = self.sender.clone();
         let settings = &sender.settings;
-        let budget = settings.timeout_ms
-            * (u64::from(settings.max_retries) + 1)
-            * count.div_ceil(settings.batch_size) as u64;
+        let budget =
+            settings.timeout_ms * (u64::from(settings.max_retries) + 1) * batches.len() as u64;
         let (done, finished) = std::sync::mpsc::channel();
         // Its own thread and runtime: this may run inside the runtime being shut down.
         let flush = std::thread::Builder::new()
@@ -252,8 +245,8 @@ impl Drop for Pending {
                     .build()
                 {
                     runtime.block_on(async {
-                        for batch in spans.chunks(sender.settings.batch_size) {
-                            sender.export(batch.to_vec()).await;
+                        for batch in &batches {
+                            sender.export(batch).await;
                         }
                     });
                     let _ = done.send(());
@@ -280,41 +273,30 @@ impl BackgroundService for Exporter {
     /// finish during the grace period still queue spans, and the last of them are flushed when
     /// the task is dropped (see [`Pending`]).
     async fn start(&self, _shutdown: ShutdownWatch) {
-        let Some(rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
-            return;
-        };
-        let sender = self.sender.clone();
-        let interval = Duration::from_millis(sender.settings.flush_interval_ms);
+        let interval = Duration::from_millis(self.sender.settings.flush_interval_ms);
         let mut pending = Pending {
-            rx,
-            batch: Vec::with_capacity(sender.settings.batch_size),
-            sender: sender.clone(),
+            queue: self.queue.clone(),
+            in_flight: None,
+            sender: self.sender.clone(),
         };
         let mut queue_full = DropReport::default();
         let mut deadline = tokio::time::Instant::now() + interval;
         loop {
             let on_time = tokio::select! {
-                () = self.batch_ready.notified() => false,
+                () = self.queue.batch_ready() => false,
                 () = tokio::time::sleep_until(deadline) => true,
             };
-            // A batch, or on the interval whatever is queued, one batch at a time.
-            loop {
-                let open = pending.fill();
-                let full = pending.batch.len() >= sender.settings.batch_size;
-                if full || (on_time && !pending.batch.is_empty()) {
-                    sender.export(std::mem::take(&mut pending.batch)).await;
-                }
-                if !open {
-                    return;
-                }
-                if !full {
-                    break;
-                }
+            // Full batches, and on the interval whatever else is queued.
+            while let Some(batch) = self.queue.take_full() {
+                pending.export(batch).await;
             }
-            queue_full.report();
             if on_time {
+                if let Some(batch) = self.queue.take_open() {
+                    pending.export(batch).await;
+                }
                 deadline = tokio::time::Instant::now() + interval;
             }
+            queue_full.report();
         }
     }
 }
@@ -336,20 +318,6 @@ impl DropReport {
             );
             self.reported = dropped;
         }
-    }
-}
-
-impl Pending {
-    /// Moves queued spans into the batch until it is full; false once the queue is closed.
-    fn fill(&mut self) -> bool {
-        while self.batch.len() < self.sender.settings.batch_size {
-            match self.rx.try_recv() {
-                Ok(span) => self.batch.push(span),
-                Err(TryRecvError::Empty) => return true,
-                Err(TryRecvError::Disconnected) => return false,
-            }
-        }
-        true
     }
 }
 
@@ -388,86 +356,4 @@ fn readable(span: &Span) -> String {
         span.duration_nanos() as f64 / 1e6,
         attributes.join(" ")
     )
-}
-
-/// OTLP/gRPC with tonic, sending the bytes trace-core already encoded.
-mod grpc {
-    use bytes::Buf;
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-
-    use crate::config::Export;
-
-    const EXPORT_PATH: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
-    /// Passes an encoded `ExportTraceServiceRequest` through and discards the response body.
-    struct RawCodec;
-
-    struct RawEncoder;
-
-    struct DiscardDecoder;
-
-    impl Codec for RawCodec {
-        type Encode = bytes::Bytes;
-        type Decode = ();
-        type Encoder = RawEncoder;
-        type Decoder = DiscardDecoder;
-
-        fn encoder(&mut self) -> Self::Encoder {
-            RawEncoder
-        }
-
-        fn decoder(&mut self) -> Self::Decoder {
-            DiscardDecoder
-        }
-    }
-
-    impl Encoder for RawEncoder {
-        type Item = bytes::Bytes;
-        type Error = tonic::Status;
-
-        fn encode(
-            &mut self,
-            item: bytes::Bytes,
-            dst: &mut EncodeBuf<'_>,
-        ) -> Result<(), Self::Error> {
-            bytes::BufMut::put_slice(dst, &item);
-            Ok(())
-        }
-    }
-
-    impl Decoder for DiscardDecoder {
-        type Item = ();
-        type Error = tonic::Status;
-
-        fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<()>, Self::Error> {
-            src.advance(src.remaining());
-            Ok(Some(()))
-        }
-    }
-
-    /// One unary `Export` call.
-    pub async fn export(
-        channel: tonic::transport::Channel,
-        body: bytes::Bytes,
-        settings: &Export,
-    ) -> Result<(), String> {
-        let mut client = tonic::client::Grpc::new(channel);
-        client.ready().await.map_err(|e| format!("grpc: {e}"))?;
-        let mut request = tonic::Request::new(body);
-        for (name, value) in &settings.headers {
-            let key =
-                tonic::metadata::MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
-                    .map_err(|e| format!("export.headers: {name}: {e}"))?;
-            let value = value
-                .parse()
-                .map_err(|_| format!("export.headers: {name}: invalid value"))?;
-            request.metadata_mut().insert(key, value);
-        }
-        let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
-        client
-            .unary(request, path, RawCodec)
-            .await
-            .map(|_| ())
-            .map_err(|status| format!("grpc: {status}"))
-    }
 }
