@@ -33,6 +33,8 @@ use crate::trust::TrustedNetworks;
 use crate::upstreams::{Outcome, Upstreams};
 
 const REQUEST_ID: &str = "x-request-id";
+/// The same name for lookups, parsed once rather than per request.
+static REQUEST_ID_NAME: http::HeaderName = http::HeaderName::from_static(REQUEST_ID);
 /// A caller's request ID longer than this is replaced.
 const MAX_REQUEST_ID: usize = 128;
 
@@ -141,7 +143,7 @@ impl ProxyHttp for EdgeProxy {
         let request_id = session
             .req_header()
             .headers
-            .get(REQUEST_ID)
+            .get(&REQUEST_ID_NAME)
             .and_then(|v| v.to_str().ok())
             .filter(|v| valid_request_id(v))
             .map_or_else(new_request_id, str::to_owned);
