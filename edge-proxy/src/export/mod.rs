@@ -5,6 +5,7 @@
 mod grpc;
 mod queue;
 
+use std::io::Write;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use trace_core::otlp::{CONTENT_TYPE, TRACES_PATH, encode_request_from_entries};
 use trace_core::semconv;
-use trace_core::span::{KeyValue, Resource, Scope, Span, SpanKind, StatusCode, Value};
+use trace_core::span::{KeyValue, Resource, Scope, Span};
 
 use self::queue::{Batch, Encoding, Queue};
 use crate::config::{Export, Protocol};
@@ -136,7 +137,6 @@ impl Sender {
     async fn export(&self, batch: &Batch) {
         let count = batch.spans as u64;
         if let Transport::Terminal = self.transport {
-            use std::io::Write;
             // The terminal is best effort: a closed stdout must not stop the exporter.
             let _ = std::io::stdout().lock().write_all(&batch.bytes);
             return;
@@ -319,41 +319,4 @@ impl DropReport {
             self.reported = dropped;
         }
     }
-}
-
-/// One line per span for the terminal.
-fn readable(span: &Span) -> String {
-    let kind = match span.kind {
-        SpanKind::Server => "SERVER",
-        SpanKind::Client => "CLIENT",
-        _ => "INTERNAL",
-    };
-    let status = match span.status.code {
-        StatusCode::Error => format!(" ERROR({})", span.status.message),
-        _ => String::new(),
-    };
-    let parent = span
-        .parent_span_id
-        .map_or("-".to_owned(), |p| p.to_string());
-    let attributes: Vec<String> = span
-        .attributes
-        .iter()
-        .map(|kv| {
-            let value = match &kv.value {
-                Value::Str(s) => s.to_string(),
-                Value::Int(i) => i.to_string(),
-                Value::Bool(b) => b.to_string(),
-                Value::Double(d) => d.to_string(),
-            };
-            format!("{}={value}", kv.key)
-        })
-        .collect();
-    format!(
-        "span {kind} {:?} trace={} span={} parent={parent} {:.3}ms{status} {}",
-        span.name,
-        span.trace_id(),
-        span.span_id(),
-        span.duration_nanos() as f64 / 1e6,
-        attributes.join(" ")
-    )
 }

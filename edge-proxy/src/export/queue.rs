@@ -12,9 +12,8 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use prometheus::IntCounter;
 use tokio::sync::Notify;
 use trace_core::otlp::encode_span_entry;
-use trace_core::span::Span;
+use trace_core::span::{Span, SpanKind, StatusCode, Value};
 
-use super::readable;
 use crate::metrics::SPANS_DROPPED;
 
 thread_local! {
@@ -153,6 +152,43 @@ impl Queue {
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// One line per span for the terminal.
+fn readable(span: &Span) -> String {
+    let kind = match span.kind {
+        SpanKind::Server => "SERVER",
+        SpanKind::Client => "CLIENT",
+        _ => "INTERNAL",
+    };
+    let status = match span.status.code {
+        StatusCode::Error => format!(" ERROR({})", span.status.message),
+        _ => String::new(),
+    };
+    let parent = span
+        .parent_span_id
+        .map_or("-".to_owned(), |p| p.to_string());
+    let attributes: Vec<String> = span
+        .attributes
+        .iter()
+        .map(|kv| {
+            let value = match &kv.value {
+                Value::Str(s) => s.to_string(),
+                Value::Int(i) => i.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Double(d) => d.to_string(),
+            };
+            format!("{}={value}", kv.key)
+        })
+        .collect();
+    format!(
+        "span {kind} {:?} trace={} span={} parent={parent} {:.3}ms{status} {}",
+        span.name,
+        span.trace_id(),
+        span.span_id(),
+        span.duration_nanos() as f64 / 1e6,
+        attributes.join(" ")
+    )
 }
 
 #[cfg(test)]
