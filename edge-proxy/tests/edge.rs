@@ -340,6 +340,36 @@ fn sigterm_flushes_the_spans_still_queued() {
 }
 
 #[test]
+fn sigterm_sends_again_the_batch_whose_export_it_cut_short() {
+    let rt = runtime();
+    let upstream = Upstream::start(&rt);
+    let (collector, hang) = Collector::hanging_first(&rt);
+    let (port, admin) = (free_port(), free_port());
+    // The export timeout outlasts the test, so the exporter itself never retries.
+    let sections = format!(
+        "{}timeout_ms = 60000\n{}",
+        export_to(&collector.endpoint(), 50),
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let mut edge = Edge::start(&config(port, admin, &sections));
+    assert_eq!(get(port, "/", &[]).0, 200);
+    eventually("the export of the request's spans is under way", || {
+        hang.started.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    let status = edge.terminate();
+    hang.released
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(status.success() || status.code().is_some(), "{status:?}");
+    let spans = collector.wait_for(2);
+    assert_eq!(
+        (find(&spans, SERVER).len(), find(&spans, CLIENT).len()),
+        (1, 1),
+        "the batch in flight at shutdown was sent again: {}",
+        edge.stderr()
+    );
+}
+
+#[test]
 fn an_upstream_that_is_down_gives_502_and_an_error_span() {
     let rt = runtime();
     let collector = Collector::start(&rt);

@@ -156,6 +156,17 @@ pub struct Collector {
 impl Collector {
     /// Accepts `/v1/traces` protobuf bodies.
     pub fn start(rt: &Runtime) -> Self {
+        Self::serve(rt, None)
+    }
+
+    /// Like [`Collector::start`], but the first export hangs until released, and what it
+    /// carried is not recorded: an export that never completed.
+    pub fn hanging_first(rt: &Runtime) -> (Self, Hang) {
+        let hang = Hang::default();
+        (Self::serve(rt, Some(hang.clone())), hang)
+    }
+
+    fn serve(rt: &Runtime, hang: Option<Hang>) -> Self {
         let spans = Arc::new(Mutex::new(Vec::new()));
         let received = spans.clone();
         let server = Server::start(
@@ -166,6 +177,19 @@ impl Collector {
                     parts.headers.get("content-type").unwrap(),
                     "application/x-protobuf"
                 );
+                if let Some(hang) = &hang
+                    && !hang.started.swap(true, Ordering::SeqCst)
+                {
+                    // The handler is synchronous: its worker hands its other tasks on while
+                    // this waits, so later exports are served meanwhile.
+                    tokio::task::block_in_place(|| {
+                        let deadline = Instant::now() + Duration::from_secs(10);
+                        while !hang.released.load(Ordering::SeqCst) && Instant::now() < deadline {
+                            std::thread::sleep(Duration::from_millis(10));
+                        }
+                    });
+                    return Response::new(Full::new(Bytes::new()));
+                }
                 let request = decode_request(&body).expect("OTLP protobuf");
                 let mut received = received.lock().unwrap();
                 for rs in request.resource_spans {
@@ -188,6 +212,15 @@ impl Collector {
     pub fn wait_for(&self, n: usize) -> Vec<Span> {
         wait_for_spans(&self.spans, n)
     }
+}
+
+/// The hanging export of [`Collector::hanging_first`].
+#[derive(Clone, Default)]
+pub struct Hang {
+    /// Set once the first export arrived.
+    pub started: Arc<AtomicBool>,
+    /// Set to let it finish.
+    pub released: Arc<AtomicBool>,
 }
 
 /// An OTLP/gRPC collector: the official `TraceService` served by tonic.
