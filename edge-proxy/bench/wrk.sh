@@ -65,6 +65,16 @@ for name in edge_tracing_on edge_tracing_off nginx; do
 done
 awk -v on="$med_edge_tracing_on" -v off="$med_edge_tracing_off" -v ng="$med_nginx" \
     'BEGIN { printf "tracing on / tracing off: %.3f\ntracing on / nginx:       %.3f\n", on/off, on/ng }'
+# The same ratios within each round, whose runs are seconds apart, then their median: less
+# exposed than the ratio of medians to the machine's speed drifting between rounds.
+paired() { # numerator denominator
+    paste <(tr ' ' '\n' <<<"${rps[$1]}" | grep -v '^$') <(tr ' ' '\n' <<<"${rps[$2]}" | grep -v '^$') |
+        awk '{printf "%.3f ", $1 / $2}'
+}
+on_off=$(paired edge_tracing_on edge_tracing_off)
+on_nginx=$(paired edge_tracing_on nginx)
+echo "per round, tracing on / tracing off: $on_off(median $(median <<<"$on_off"))"
+echo "per round, tracing on / nginx:       $on_nginx(median $(median <<<"$on_nginx"))"
 
 # RSS with 1,000 connections open (wrk keeps them busy for 5 s; read half way).
 wrk -t2 -c1000 -d5s "http://$edge_on/" >/dev/null &
