@@ -5,7 +5,7 @@
 //! routes = ["/users/{id}"]         # span names and http.route; other paths are grouped
 //!
 //! [server]
-//! threads = 2
+//! threads = 2                      # workers, each with its own upstream connections
 //! work_stealing = false            # true: idle workers take over queued requests
 //! grace_period_seconds = 1         # keep serving this long after SIGTERM, then drain
 //!
@@ -236,7 +236,8 @@ pub struct Export {
     pub batch_size: usize,
     /// A partial batch is sent after this many milliseconds.
     pub flush_interval_ms: u64,
-    /// Finished spans waiting for export; beyond this they are dropped and counted.
+    /// Finished spans waiting for export or being exported; beyond this they are dropped and
+    /// counted.
     pub queue_size: usize,
     /// Retries of a failed export before its spans are dropped and counted.
     pub max_retries: u32,
