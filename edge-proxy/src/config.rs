@@ -7,7 +7,7 @@
 //! [server]
 //! threads = 2                      # workers, each with its own upstream connections
 //! work_stealing = false            # true: idle workers take over queued requests
-//! grace_period_seconds = 1         # keep serving this long after SIGTERM, then drain
+//! grace_period_seconds = 1         # in-flight requests get this long after SIGTERM
 //!
 //! [listen]
 //! http = ["0.0.0.0:8080"]          # HTTP/1.1, and HTTP/2 with prior knowledge when h2c = true
@@ -102,9 +102,11 @@ pub struct Server {
     /// Let idle workers take requests from busy ones. Off by default: each worker then runs
     /// its own connections start to finish, which measured faster (BENCHMARKS.md).
     pub work_stealing: bool,
-    /// Seconds to keep serving after SIGTERM (or SIGQUIT for an upgrade) before closing.
+    /// Seconds that requests in flight get to finish once the listeners stop accepting: at
+    /// SIGTERM, or 5 s after SIGQUIT handed the listeners to a new process. Requests still in
+    /// flight after that are cut.
     pub grace_period_seconds: u64,
-    /// Seconds to let in-flight requests finish after the grace period.
+    /// Seconds the runtimes' blocking work gets once the grace period is over.
     pub graceful_shutdown_timeout_seconds: u64,
     /// Socket through which a new process takes over the listeners on `--upgrade`.
     pub upgrade_socket: String,
