@@ -316,8 +316,10 @@ fn sigterm_flushes_the_spans_still_queued() {
     let rt = runtime();
     let (upstream, collector) = (Upstream::start(&rt), Collector::start(&rt));
     let (port, admin) = (free_port(), free_port());
+    // Batches of 4: the first is exported at once, over a connection the client then keeps;
+    // the flush must not hand the last 2 spans to that connection, whose runtime is gone.
     let sections = format!(
-        "{}{}",
+        "{}batch_size = 4\n{}",
         export_to(&collector.endpoint(), 60_000),
         locations(&[("core-a", upstream.server.address)], "")
     );
@@ -325,9 +327,11 @@ fn sigterm_flushes_the_spans_still_queued() {
     for _ in 0..3 {
         assert_eq!(get(port, "/", &[]).0, 200);
     }
+    assert_eq!(collector.wait_for(4).len(), 4, "the full batch");
     std::thread::sleep(Duration::from_millis(200));
-    assert!(
-        collector.spans.lock().unwrap().is_empty(),
+    assert_eq!(
+        collector.spans.lock().unwrap().len(),
+        4,
         "the flush interval has not passed"
     );
     let status = edge.terminate();
@@ -501,9 +505,11 @@ fn a_graceful_upgrade_hands_over_the_listener_without_a_failed_request_or_a_lost
     );
     // A request still in flight when the grace period ends is cut: Pingora then drops its
     // runtimes' tasks. The other tests end at once; this one needs the old process to finish
-    // the request it was serving when it stopped accepting.
+    // the request it was serving when it stopped accepting. Two workers: the second listens
+    // on a duplicate of the first one's socket, in both processes.
     let text = config(port, admin, &sections)
-        .replace("grace_period_seconds = 0", "grace_period_seconds = 1");
+        .replace("grace_period_seconds = 0", "grace_period_seconds = 1")
+        .replace("threads = 1", "threads = 2");
     let socket = format!("/tmp/edge-test-{port}.sock");
     let _ = std::fs::remove_file(&socket);
     let mut old = Edge::start(&text);

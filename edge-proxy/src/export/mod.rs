@@ -40,15 +40,46 @@ impl SpanSink {
 /// Where batches go.
 enum Transport {
     Terminal,
+    /// The client is made inside the runtime that uses it (its connections' workers run there).
     Http {
-        client: reqwest::Client,
         url: String,
+        headers: http::HeaderMap,
+        timeout: Duration,
+        client: Mutex<Option<reqwest::Client>>,
     },
     /// The channel is made inside the runtime that uses it (tonic spawns its worker there).
     Grpc {
         endpoint: Box<tonic::transport::Endpoint>,
         channel: Mutex<Option<tonic::transport::Channel>>,
     },
+}
+
+impl Transport {
+    /// Forgets the cached client or channel: its connections' workers lived in a runtime
+    /// that is gone, and a request handed to them would never be sent.
+    fn forget_connections(&self) {
+        match self {
+            Transport::Terminal => {}
+            Transport::Http { client, .. } => {
+                if let Ok(mut client) = client.lock() {
+                    *client = None;
+                }
+            }
+            Transport::Grpc { channel, .. } => {
+                if let Ok(mut channel) = channel.lock() {
+                    *channel = None;
+                }
+            }
+        }
+    }
+}
+
+fn http_client(headers: &http::HeaderMap, timeout: Duration) -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .default_headers(headers.clone())
+        .build()
+        .map_err(|e| format!("export: {e}"))
 }
 
 /// The part of the exporter that sends, shared with the final flush.
@@ -78,18 +109,20 @@ pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
                     .map_err(|e| format!("export.headers: {name}: {e}"))?;
                 headers.insert(name, value);
             }
-            let client = reqwest::Client::builder()
-                .timeout(timeout)
-                .default_headers(headers)
-                .build()
-                .map_err(|e| format!("export: {e}"))?;
+            // Built once here so that a client that cannot be built is refused at start.
+            let client = Mutex::new(Some(http_client(&headers, timeout)?));
             let base = endpoint.trim_end_matches('/');
             let url = if base.ends_with(TRACES_PATH) {
                 base.to_owned()
             } else {
                 format!("{base}{TRACES_PATH}")
             };
-            Transport::Http { client, url }
+            Transport::Http {
+                url,
+                headers,
+                timeout,
+                client,
+            }
         }
         (Some(endpoint), Protocol::Grpc) => {
             let endpoint = tonic::transport::Endpoint::from_shared(endpoint.clone())
@@ -170,7 +203,21 @@ impl Sender {
     async fn send(&self, body: bytes::Bytes) -> Result<(), String> {
         match &self.transport {
             Transport::Terminal => Ok(()),
-            Transport::Http { client, url } => {
+            Transport::Http {
+                url,
+                headers,
+                timeout,
+                client,
+            } => {
+                let client = {
+                    let mut cached = client
+                        .lock()
+                        .map_err(|_| "http client lock poisoned".to_owned())?;
+                    match &*cached {
+                        Some(client) => client.clone(),
+                        None => cached.insert(http_client(headers, *timeout)?).clone(),
+                    }
+                };
                 let response = client
                     .post(url)
                     .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
@@ -234,12 +281,7 @@ impl Drop for Pending {
         let flush = std::thread::Builder::new()
             .name("span-flush".into())
             .spawn(move || {
-                if let Transport::Grpc { channel, .. } = &sender.transport
-                    && let Ok(mut channel) = channel.lock()
-                {
-                    // A cached channel's worker lived in the runtime that is gone.
-                    *channel = None;
-                }
+                sender.transport.forget_connections();
                 if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
