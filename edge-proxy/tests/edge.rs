@@ -505,8 +505,7 @@ fn a_graceful_upgrade_hands_over_the_listener_without_a_failed_request_or_a_lost
     );
     // A request still in flight when the grace period ends is cut: Pingora then drops its
     // runtimes' tasks. The other tests end at once; this one needs the old process to finish
-    // the request it was serving when it stopped accepting. Two workers: the second listens
-    // on a duplicate of the first one's socket, in both processes.
+    // the request it was serving when it stopped accepting. Two workers, as deployed.
     let text = config(port, admin, &sections)
         .replace("grace_period_seconds = 0", "grace_period_seconds = 1")
         .replace("threads = 1", "threads = 2");
