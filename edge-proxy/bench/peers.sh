@@ -17,6 +17,7 @@ receiver=127.0.0.1:19002
 nginx_proxy=127.0.0.1:19003
 edge_on=127.0.0.1:19004
 edge_off=127.0.0.1:19005
+pingora_floor=127.0.0.1:19006
 
 # The upstream and the receiver run in one nginx, the nginx reverse proxy in another. In one
 # nginx process the proxy would serve its own upstream connections in the same event loop,
