@@ -6,7 +6,7 @@
 #   pingora_floor     Pingora's proxy with none of Threadline's code (examples/pingora_floor.rs),
 #                     which shows how much of the gap to nginx is Pingora's own
 # Each proxy gets 2 workers; access logs are off everywhere. Rounds alternate between the
-# three, and the medians are reported. Then RSS is read with 1,000 connections open.
+# four, and the medians are reported. Then RSS is read with 1,000 connections open.
 # Usage: edge-proxy/bench/wrk.sh [seconds per run, default 10] [rounds, default 3]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -44,6 +44,9 @@ nginx_workers() { pgrep -P "$1" | tr '\n' ' '; }
 backends_pid=${pids[0]}
 peer_pid=${pids[1]}
 hz=$(getconf CLK_TCK)
+us_per_request() { # ticks requests
+    awk -v t="$1" -v n="$2" -v hz="$hz" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}'
+}
 
 # RPS varies ±15 % from run to run on these machines; CPU time per request, read from /proc
 # around each run, is the steadier measure of what each proxy spends on a request. The
@@ -60,8 +63,8 @@ run() { # name address pids...
     requests=$(awk '/requests in/ {print $1}' <<<"$out")
     rps[$name]+="$(awk '/Requests\/sec/ {print $2}' <<<"$out") "
     p99[$name]+="$(awk '$1 == "99%" {print $2}' <<<"$out") "
-    cpu[$name]+="$(awk -v t=$((after - before)) -v n="$requests" -v hz="$hz" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}') "
-    backend_cpu[$name]+="$(awk -v t=$((backend_after - backend_before)) -v n="$requests" -v hz="$hz" 'BEGIN {printf "%.1f", t * 1e6 / hz / n}') "
+    cpu[$name]+="$(us_per_request $((after - before)) "$requests") "
+    backend_cpu[$name]+="$(us_per_request $((backend_after - backend_before)) "$requests") "
 }
 for round in $(seq "$rounds"); do
     for name in edge_tracing_on edge_tracing_off nginx pingora_floor; do
