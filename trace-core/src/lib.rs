@@ -19,6 +19,7 @@
 pub mod b3;
 pub mod config;
 pub mod context;
+pub mod export;
 pub mod hex;
 pub mod id;
 pub mod otlp;
