@@ -37,7 +37,8 @@ fn sampling() -> impl Strategy<Value = Option<Sampling>> {
 
 fn tracestate_member() -> impl Strategy<Value = (String, String)> {
     (
-        "[a-z][a-z0-9_*/-]{0,20}(@[a-z][a-z0-9_*/-]{0,13})?",
+        // Few first characters, so that lists often repeat a key.
+        "[a-c0-2][a-z0-9_*/@-]{0,3}",
         "[ -+\\--<>-~]{0,30}[!-+\\--<>-~]",
     )
 }
@@ -53,13 +54,13 @@ proptest! {
 
     #[test]
     fn tracestate_round_trips(members in prop::collection::vec(tracestate_member(), 0..32)) {
-        let mut seen = std::collections::HashSet::new();
-        let members: Vec<_> = members.into_iter().filter(|(k, _)| seen.insert(k.clone())).collect();
-        let header = members.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" , ");
-        let parsed = TraceState::parse(header.as_bytes()).unwrap();
-        prop_assert_eq!(parsed.len(), members.len());
-        for (k, v) in &members {
-            prop_assert_eq!(parsed.get(k), Some(v.as_str()));
+        let joined = |separator: &str| members.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(separator);
+        let parsed = TraceState::parse(joined(" , ").as_bytes()).unwrap();
+        // Duplicated keys included, the list is sent on as it came.
+        prop_assert_eq!(parsed.as_str(), joined(","));
+        for (k, _) in &members {
+            let first = members.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+            prop_assert_eq!(parsed.get(k), first);
         }
         prop_assert_eq!(TraceState::parse(parsed.as_str().as_bytes()).unwrap(), parsed);
     }

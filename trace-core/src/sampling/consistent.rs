@@ -9,6 +9,8 @@ use crate::w3c::TraceState;
 /// 2^56: the number of distinct randomness values.
 const MAX_ADJUSTED_COUNT: u64 = 1 << 56;
 const HEX_DIGITS: usize = 14;
+/// The smallest probability a threshold can express: one randomness value in 2^56 is kept.
+const MIN_PROBABILITY: f64 = 1.0 / MAX_ADJUSTED_COUNT as f64;
 /// The tracestate key OpenTelemetry owns.
 pub const OT_KEY: &str = "ot";
 
@@ -21,29 +23,39 @@ impl Threshold {
     /// Samples everything (`th:0`).
     pub const ALWAYS: Self = Self(0);
 
-    /// The threshold for probability `p` in `(0, 1]`, rounded to `precision` significant hex
-    /// digits (1 to 14) the way the Collector rounds it. Probabilities below 2^-56 are raised
-    /// to 2^-56.
+    /// The threshold for probability `p`, rounded to `precision` significant hex digits the
+    /// way the Collector's `ProbabilityToThresholdWithPrecision` rounds it, bit for bit.
+    ///
+    /// Leading `f` digits (`p` near 0) and leading `0` digits (`p` near 1) are not significant:
+    /// each adds a digit, so 1 % at precision 4 is `fd70a`. As in the Collector, precision 0
+    /// means all 14 digits, and precision never exceeds 14. The Collector refuses a `p` outside
+    /// `[2^-56, 1]` and then samples everything; here a `p` below 2^-56 is raised to it, and a
+    /// `p` above 1 or NaN samples everything.
     pub fn from_probability(p: f64, precision: u8) -> Self {
-        let p = p.clamp(1.0 / MAX_ADJUSTED_COUNT as f64, 1.0);
-        if p >= 1.0 {
+        if p.is_nan() || p >= 1.0 {
             return Self::ALWAYS;
         }
-        let mut precision = u32::from(precision.clamp(1, HEX_DIGITS as u8));
-        // Leading zero digits of the rejection probability do not count towards precision.
-        let mut reject = 1.0 - p;
-        while reject * 16.0 < 1.0 && precision < HEX_DIGITS as u32 {
-            reject *= 16.0;
-            precision += 1;
-        }
+        let p = p.max(MIN_PROBABILITY);
+        let requested = match precision {
+            0 => HEX_DIGITS,
+            digits => usize::from(digits),
+        };
+        // Frexp exponents here are at most 1 (for `1 - p` rounded up to 1.0), and Go's integer
+        // division truncates toward zero, so every count is 0 or more; Rust's `/` truncates too.
+        let leading = |x: f64| (frexp_exponent(x) / -4).unsigned_abs() as usize;
+        let digits = (requested + leading(p).max(leading(1.0 - p))).min(HEX_DIGITS);
+        // p < 1, so `scaled` < 2^56; the product is exact and `round` breaks ties away from
+        // zero, like Go's `math.Round`.
         let scaled = (p * MAX_ADJUSTED_COUNT as f64).round() as u64;
-        let unrounded = MAX_ADJUSTED_COUNT - scaled.min(MAX_ADJUSTED_COUNT);
-        let shift = 4 * (HEX_DIGITS as u32 - precision);
-        if shift == 0 {
-            return Self(unrounded);
+        let threshold = MAX_ADJUSTED_COUNT.saturating_sub(scaled);
+        let shift = 4 * (HEX_DIGITS - digits);
+        match shift.checked_sub(1) {
+            None => Self(threshold),
+            Some(below) => {
+                let half = 1u64 << below;
+                Self(((threshold + half) >> shift) << shift)
+            }
         }
-        let half = 1u64 << (shift - 1);
-        Self(((unrounded + half) >> shift) << shift)
     }
 
     /// Parses a `th` value: 1 to 14 lowercase hex digits with trailing zeros omitted.
@@ -140,6 +152,14 @@ impl fmt::Display for OtelTraceState {
     }
 }
 
+/// The binary exponent `e` of `x = m * 2^e` with `m` in `[0.5, 1)`, as Go's `math.Frexp`
+/// returns it, for the positive normal numbers `from_probability` passes (2^-56 and up).
+fn frexp_exponent(x: f64) -> i32 {
+    // 11 bits of biased exponent; 1022 rather than IEEE's bias of 1023 because the mantissa
+    // is taken in [0.5, 1) rather than [1, 2).
+    ((x.to_bits() >> 52) & 0x7ff) as i32 - 1022
+}
+
 /// The randomness of a trace: explicit `rv` when present, else the trace ID's low 56 bits.
 pub fn randomness(trace_id: &TraceId, ot: &OtelTraceState) -> u64 {
     ot.randomness.unwrap_or_else(|| trace_id.randomness())
@@ -150,19 +170,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn thresholds_match_the_specification_examples() {
-        // Examples from the OpenTelemetry tracestate probability sampling specification.
-        assert_eq!(Threshold::from_probability(1.0, 4).to_string(), "0");
-        assert_eq!(Threshold::from_probability(0.5, 4).to_string(), "8");
-        assert_eq!(Threshold::from_probability(0.25, 4).to_string(), "c");
-        assert_eq!(Threshold::from_probability(0.1, 4).to_string(), "e666");
-        assert_eq!(Threshold::from_probability(0.01, 4).to_string(), "fd71");
-        assert_eq!(
-            Threshold::from_probability(1.0 / 3.0, 4).to_string(),
-            "aaab"
-        );
-        assert_eq!(Threshold::from_probability(0.001, 4).to_string(), "ffbe");
-        assert_eq!(Threshold::from_probability(0.001, 5).to_string(), "ffbe7");
+    fn frexp_exponent_matches_go() {
+        assert_eq!(frexp_exponent(1.0), 1);
+        assert_eq!(frexp_exponent(0.5), 0);
+        assert_eq!(frexp_exponent(0.999), 0);
+        assert_eq!(frexp_exponent(0.01), -6);
+        assert_eq!(frexp_exponent(MIN_PROBABILITY), -55);
+    }
+
+    #[test]
+    fn out_of_range_probabilities_do_not_panic() {
+        assert_eq!(Threshold::from_probability(f64::NAN, 4), Threshold::ALWAYS);
+        assert_eq!(Threshold::from_probability(2.0, 4), Threshold::ALWAYS);
+        let min = "ffffffffffffff";
+        for p in [0.0, -1.0, f64::MIN_POSITIVE, MIN_PROBABILITY / 2.0] {
+            assert_eq!(Threshold::from_probability(p, 4).to_string(), min, "{p}");
+        }
     }
 
     #[test]

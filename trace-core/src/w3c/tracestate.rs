@@ -12,12 +12,14 @@ pub const MAX_MEMBERS: usize = 32;
 /// bound is an attack or a bug, and is discarded without being scanned.
 pub const MAX_TRACESTATE_INPUT: usize = 32 * 1024;
 
-const MAX_SIMPLE_KEY: usize = 256;
-const MAX_TENANT_ID: usize = 241;
-const MAX_SYSTEM_ID: usize = 14;
+const MAX_KEY: usize = 256;
 const MAX_VALUE: usize = 256;
 
 /// A validated `tracestate`, kept in its canonical form (no whitespace, no empty members).
+///
+/// A key that appears more than once is kept as it came: the specification makes unique keys
+/// the sender's duty and has the receiver propagate the list, not discard it. Lookups see the
+/// left-most member of a key, the one its vendor last wrote.
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct TraceState {
     header: String,
@@ -37,8 +39,6 @@ pub enum TraceStateError {
     Key,
     /// A value is empty, too long, or has a character outside the value grammar.
     Value,
-    /// The same key appears twice.
-    DuplicateKey,
 }
 
 impl fmt::Display for TraceStateError {
@@ -49,7 +49,6 @@ impl fmt::Display for TraceStateError {
             Self::MissingEquals => "tracestate member has no '='",
             Self::Key => "tracestate key is invalid",
             Self::Value => "tracestate value is invalid",
-            Self::DuplicateKey => "tracestate has a duplicated key",
         })
     }
 }
@@ -83,11 +82,6 @@ impl TraceState {
                 if count > MAX_MEMBERS {
                     return Err(TraceStateError::TooManyMembers);
                 }
-                let state = Self { header };
-                if state.get(key).is_some() {
-                    return Err(TraceStateError::DuplicateKey);
-                }
-                header = state.header;
                 if !header.is_empty() {
                     header.push(',');
                 }
@@ -99,7 +93,7 @@ impl TraceState {
         Ok(Self { header })
     }
 
-    /// The value of `key`, if present.
+    /// The value of `key`'s left-most member, if there is one.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.members().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
@@ -126,8 +120,9 @@ impl TraceState {
         &self.header
     }
 
-    /// Puts `key=value` first, replacing any earlier member with that key, as a vendor must when
-    /// it changes its own entry. When that makes more than 32 members, the right-most are dropped.
+    /// Puts `key=value` first, replacing every member with that key (a sender may have
+    /// duplicated it), as a vendor must when it changes its own entry: the result holds the key
+    /// once. When that makes more than 32 members, the right-most are dropped.
     pub fn insert_first(&mut self, key: &str, value: &str) -> Result<(), TraceStateError> {
         if !valid_key(key.as_bytes()) {
             return Err(TraceStateError::Key);
@@ -153,7 +148,7 @@ impl TraceState {
         Ok(())
     }
 
-    /// Removes the member with `key`, if there is one.
+    /// Removes every member with `key`.
     pub fn remove(&mut self, key: &str) {
         if self.get(key).is_none() {
             return;
@@ -197,40 +192,22 @@ fn split_member(member: &[u8]) -> Result<(&str, &str), TraceStateError> {
 /// Splits at the first `separator`, dropping it.
 fn split_once(bytes: &[u8], separator: u8) -> Option<(&[u8], &[u8])> {
     let at = bytes.iter().position(|b| *b == separator)?;
-    Some(split_at_separator(bytes, at))
-}
-
-/// The bytes before and after the separator found at `at`.
-fn split_at_separator(bytes: &[u8], at: usize) -> (&[u8], &[u8]) {
-    let (head, tail) = bytes.split_at(at.min(bytes.len()));
-    (head, tail.get(1..).unwrap_or_default())
+    let (head, tail) = bytes.split_at_checked(at)?;
+    Some((head, tail.get(1..).unwrap_or_default()))
 }
 
 fn is_key_char(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
+    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
 }
 
-/// `simple-key` or `tenant-id@system-id`, with their length limits.
+/// `(lcalpha / DIGIT) 0*255(keychar)`. The `@` of the former `tenant@system` form is an
+/// ordinary key character now, with no part lengths of its own.
 fn valid_key(key: &[u8]) -> bool {
-    let rest_ok = |part: &[u8]| part.iter().skip(1).all(|b| is_key_char(*b));
-    match key.iter().position(|b| *b == b'@') {
-        None => {
-            (1..=MAX_SIMPLE_KEY).contains(&key.len())
-                && key.first().is_some_and(u8::is_ascii_lowercase)
-                && rest_ok(key)
-        }
-        Some(at) => {
-            let (tenant, system) = split_at_separator(key, at);
-            (1..=MAX_TENANT_ID).contains(&tenant.len())
-                && tenant
-                    .first()
-                    .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-                && rest_ok(tenant)
-                && (1..=MAX_SYSTEM_ID).contains(&system.len())
-                && system.first().is_some_and(u8::is_ascii_lowercase)
-                && rest_ok(system)
-        }
-    }
+    (1..=MAX_KEY).contains(&key.len())
+        && key
+            .first()
+            .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && key.iter().all(|b| is_key_char(*b))
 }
 
 /// `0*255(chr) nblk-chr`: printable ASCII without `,` and `=`, not ending in a space.
@@ -277,23 +254,42 @@ mod tests {
         let long = "z".repeat(256);
         assert!(parse(&[&format!("{long}=1")]).is_ok());
         assert_eq!(parse(&[&format!("{long}z=1")]), Err(TraceStateError::Key));
-        let tenant = format!("{}@{}=1", "t".repeat(241), "v".repeat(14));
-        assert!(parse(&[&tenant]).is_ok());
+        // `@` is a key character like any other: what the old tenant@system form refused (an
+        // empty or second part, a tenant over 241 or a system over 14 characters, a system
+        // starting with a digit) is a key now, as long as the whole stays within 256.
+        let tenant_limits = [
+            format!("{}@{}", "t".repeat(241), "v".repeat(14)),
+            format!("{}@v", "t".repeat(242)),
+            format!("t@{}", "v".repeat(15)),
+            format!("{}@", "t".repeat(255)),
+        ];
+        let short = [
+            "foo@",
+            "foo@@bar",
+            "foo@bar@baz",
+            "1special",
+            "0",
+            "a@1",
+            "a@_",
+            "a/b*c-d_e",
+        ];
+        for key in tenant_limits.iter().map(String::as_str).chain(short) {
+            let ts = parse(&[&format!("{key}=1")]).unwrap_or_else(|e| panic!("{key}: {e}"));
+            assert_eq!(ts.get(key), Some("1"), "{key}");
+        }
         for bad in [
             "FOO=1",
             "foo.bar=1",
             "foo =1",
-            "foo@=1",
             "@foo=1",
-            "foo@@bar=1",
-            "foo@bar@baz=1",
+            "_foo=1",
+            "*=1",
+            "=1",
+            "fo\u{e9}=1",
         ] {
             assert_eq!(parse(&[bad]), Err(TraceStateError::Key), "{bad}");
         }
-        let long_tenant = format!("{}@v=1", "t".repeat(242));
-        assert_eq!(parse(&[&long_tenant]), Err(TraceStateError::Key));
-        let long_system = format!("t@{}=1", "v".repeat(15));
-        assert_eq!(parse(&[&long_system]), Err(TraceStateError::Key));
+        assert_eq!(parse(&[&format!("{long}@=1")]), Err(TraceStateError::Key));
     }
 
     #[test]
@@ -306,12 +302,41 @@ mod tests {
     }
 
     #[test]
-    fn rejects_duplicated_keys_across_headers() {
-        assert_eq!(parse(&["foo=1,foo=2"]), Err(TraceStateError::DuplicateKey));
+    fn keeps_duplicated_keys_as_received() {
+        let ts = parse(&["foo=1,bar=2,foo=3"]).unwrap();
+        assert_eq!(ts.as_str(), "foo=1,bar=2,foo=3");
+        assert_eq!(ts.get("foo"), Some("1"));
+        assert_eq!(ts.len(), 3);
+        let ts = parse(&["foo=1", "foo=1"]).unwrap();
+        assert_eq!(ts.as_str(), "foo=1,foo=1");
+        // Duplicates still count towards the 32 members.
+        let same: Vec<&str> = vec!["k=v"; 33];
         assert_eq!(
-            parse(&["foo=1", "foo=1"]),
-            Err(TraceStateError::DuplicateKey)
+            parse(&[&same.join(",")]),
+            Err(TraceStateError::TooManyMembers)
         );
+    }
+
+    #[test]
+    fn our_member_replaces_every_duplicate_of_our_key() {
+        let mut ts = parse(&["ot=th:8,vendor=x,ot=th:c", "other=1,ot=rv:00"]).unwrap();
+        ts.insert_first("ot", "th:f").unwrap();
+        assert_eq!(ts.as_str(), "ot=th:f,vendor=x,other=1");
+        let mut ts = parse(&["vendor=x,ot=th:8,vendor=y,ot=th:c"]).unwrap();
+        ts.remove("ot");
+        assert_eq!(ts.as_str(), "vendor=x,vendor=y");
+        // 32 members, four of them ours: ours once at the front and the other 28 in order.
+        let mut members: Vec<String> = (1..=28).map(|i| format!("k{i}=v")).collect();
+        for at in [0, 10, 20, 31] {
+            members.insert(at, format!("ot=th:{at}"));
+        }
+        let mut ts = parse(&[&members.join(",")]).unwrap();
+        assert_eq!(ts.len(), 32);
+        ts.insert_first("ot", "th:8").unwrap();
+        let expected: Vec<String> = std::iter::once("ot=th:8".to_owned())
+            .chain((1..=28).map(|i| format!("k{i}=v")))
+            .collect();
+        assert_eq!(ts.as_str(), expected.join(","));
     }
 
     #[test]
