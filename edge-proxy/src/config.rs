@@ -698,6 +698,7 @@ impl Config {
         let formats = Formats {
             b3_single: self.propagation.b3_single,
             b3_multi: self.propagation.b3_multi,
+            ..Formats::default()
         };
         let edge_tags = [
             (threadline::LOCATION, &self.edge.location),

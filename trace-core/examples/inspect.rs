@@ -190,14 +190,17 @@ fn run(args: &Args) -> Result<(), String> {
         B3Out::Single => Formats {
             b3_single: true,
             b3_multi: false,
+            ..Formats::default()
         },
         B3Out::Multi => Formats {
             b3_single: false,
             b3_multi: true,
+            ..Formats::default()
         },
         B3Out::Both => Formats {
             b3_single: true,
             b3_multi: true,
+            ..Formats::default()
         },
     };
     let requests = if args.headers.is_empty() {

@@ -22,6 +22,7 @@ pub mod context;
 pub mod export;
 pub mod hex;
 pub mod id;
+pub mod otel_env;
 pub mod otlp;
 pub mod propagation;
 pub mod route;

@@ -200,15 +200,28 @@ fn from_b3(format: Format, header: B3Header) -> Incoming {
     }
 }
 
-/// Which formats to write besides W3C Trace Context, which is always written.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+/// Which formats to write to the next hop.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
 pub struct Formats {
+    /// Write W3C `traceparent` and `tracestate` (on by default; off only when configured
+    /// away, e.g. `OTEL_PROPAGATORS=b3`).
+    pub trace_context: bool,
     /// Also write the single `b3` header.
     pub b3_single: bool,
     /// Also write the `X-B3-*` headers.
     pub b3_multi: bool,
+}
+
+impl Default for Formats {
+    fn default() -> Self {
+        Self {
+            trace_context: true,
+            b3_single: false,
+            b3_multi: false,
+        }
+    }
 }
 
 impl Formats {
@@ -218,7 +231,8 @@ impl Formats {
         match incoming {
             Some(Format::B3Single) => self.b3_single = true,
             Some(Format::B3Multi) => self.b3_multi = true,
-            Some(Format::TraceContext) | None => {}
+            Some(Format::TraceContext) => self.trace_context = true,
+            None => {}
         }
         self
     }
@@ -253,17 +267,19 @@ pub fn inject(
     formats: Formats,
     mut set: impl FnMut(&'static str, &str),
 ) {
-    let traceparent = TraceParent {
-        trace_id: context.trace_id,
-        parent_id: context.span_id,
-        flags: context.flags,
-    }
-    .to_bytes();
-    if let Ok(value) = core::str::from_utf8(&traceparent) {
-        set(w3c::TRACEPARENT, value);
-    }
-    if !context.trace_state.is_empty() {
-        set(w3c::TRACESTATE, context.trace_state.as_str());
+    if formats.trace_context {
+        let traceparent = TraceParent {
+            trace_id: context.trace_id,
+            parent_id: context.span_id,
+            flags: context.flags,
+        }
+        .to_bytes();
+        if let Ok(value) = core::str::from_utf8(&traceparent) {
+            set(w3c::TRACEPARENT, value);
+        }
+        if !context.trace_state.is_empty() {
+            set(w3c::TRACESTATE, context.trace_state.as_str());
+        }
     }
     if !(formats.b3_single || formats.b3_multi) {
         return;

@@ -181,10 +181,35 @@ fn a_b3_debug_request_is_forwarded() {
 }
 
 #[test]
+fn w3c_can_be_configured_away_but_a_w3c_caller_is_answered_in_w3c() {
+    let b3_only = Formats {
+        trace_context: false,
+        b3_single: true,
+        b3_multi: false,
+    };
+    let names = |formats: Formats| {
+        let mut names = Vec::new();
+        inject(&context(), None, false, formats, |n, _| names.push(n));
+        names
+    };
+    assert_eq!(names(b3_only), ["b3"]);
+    let none = Formats {
+        b3_single: false,
+        ..b3_only
+    };
+    assert!(names(none).is_empty());
+    assert_eq!(
+        names(none.with_incoming(Some(Format::TraceContext))),
+        ["traceparent", "tracestate"]
+    );
+}
+
+#[test]
 fn what_is_injected_extracts_back() {
     let formats = Formats {
         b3_single: true,
         b3_multi: true,
+        ..Formats::default()
     };
     for format in [Format::TraceContext, Format::B3Single, Format::B3Multi] {
         let mut out: Vec<(String, String)> = Vec::new();
