@@ -5,10 +5,15 @@ use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+// `http` here is the crate of header types; trace-core's HTTP span rules go by their names.
+use trace_core::http::{
+    NO_RESPONSE, Request as HttpRequest, Target, set_failure, set_protocol_version,
+    set_response_status, set_upstream,
+};
 use trace_core::propagation::{self, Formats, HeaderSource, Incoming, extract, inject};
-use trace_core::route::{Route, RouteGrouper, known_method, span_name};
+use trace_core::route::{RouteGrouper, span_name};
 use trace_core::semconv::{self, threadline};
-use trace_core::span::{KeyValue, Link, Span, SpanKind};
+use trace_core::span::{KeyValue, Link, Span, SpanKind, Value};
 use trace_core::start::start_span;
 use trace_core::{IdGenerator, SpanContext, SpanId};
 
@@ -19,10 +24,11 @@ thread_local! {
     static IDS: RefCell<IdGenerator> = RefCell::new(IdGenerator::from_seed(fastrand::u64(..)));
 }
 
-/// Room for a SERVER span's attributes, so they are allocated once.
-const SERVER_ATTRIBUTES: usize = 16;
+/// Room for a SERVER span's attributes, so they are allocated once: the request's (up to 10),
+/// the client's, three location tags, the status and the odd context problem.
+const SERVER_ATTRIBUTES: usize = 20;
 /// Room for a CLIENT span's attributes.
-const CLIENT_ATTRIBUTES: usize = 10;
+const CLIENT_ATTRIBUTES: usize = 12;
 
 /// Unix nanoseconds now.
 pub fn now_nanos() -> u64 {
@@ -124,9 +130,22 @@ impl RequestTrace {
         if let Some(problem) = incoming.problem {
             server.set_attribute(threadline::CONTEXT_PROBLEM, problem.to_string());
         }
-        request_attributes(&mut server, request, tags);
-        if let Route::Template(template) = route {
-            server.set_attribute(semconv::HTTP_ROUTE, template.to_owned());
+        HttpRequest {
+            method: request.method,
+            target: request.path,
+            scheme: Some(request.scheme),
+            authority: request.host,
+            user_agent: request.user_agent,
+            route: route.template(),
+        }
+        .set_attributes(&mut server);
+        set_protocol_version(&mut server, request.protocol);
+        if let Some((ip, port)) = request.client {
+            server.set_attribute(semconv::CLIENT_ADDRESS, ip_text(ip));
+            server.set_attribute(semconv::CLIENT_PORT, i64::from(port));
+        }
+        for tag in tags {
+            server.set_attribute(tag.key.clone(), tag.value.clone());
         }
         let trace = Self {
             server,
@@ -159,15 +178,22 @@ impl RequestTrace {
             attributes: Vec::with_capacity(CLIENT_ATTRIBUTES),
             ..Span::default()
         };
-        span.set_attribute(semconv::SERVER_ADDRESS, host);
-        span.set_attribute(semconv::SERVER_PORT, i64::from(port));
+        // The request goes upstream as it came, over plain HTTP (the peer is made without TLS).
+        let target = Target {
+            path: server_text(&self.server, semconv::URL_PATH).unwrap_or("/"),
+            query: server_text(&self.server, semconv::URL_QUERY),
+        };
+        set_upstream(&mut span, "http", host, port, target);
         span.set_attribute(semconv::NETWORK_PEER_ADDRESS, host);
         span.set_attribute(threadline::LOCATION, location);
         if self.attempts > 0 {
             span.set_attribute(semconv::HTTP_REQUEST_RESEND_COUNT, i64::from(self.attempts));
         }
         for kv in &self.server.attributes {
-            if kv.key == semconv::HTTP_REQUEST_METHOD || kv.key == semconv::URL_PATH {
+            if kv.key == semconv::HTTP_REQUEST_METHOD
+                || kv.key == semconv::HTTP_REQUEST_METHOD_ORIGINAL
+                || kv.key == semconv::URL_PATH
+            {
                 span.attributes.push(kv.clone());
             }
         }
@@ -193,66 +219,38 @@ impl RequestTrace {
     pub fn end_attempt(&mut self, status: Option<u16>, error: Option<&str>) -> Option<Span> {
         let mut span = self.attempt.take()?;
         span.end_unix_nano = now_nanos();
-        if let Some(code) = status {
-            span.set_attribute(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(code));
-            if code >= 500 {
-                span.set_attribute(semconv::ERROR_TYPE, code.to_string());
-                span.set_error(format!("HTTP {code}"));
-            }
-        }
-        if let Some(error) = error {
-            span.set_attribute(semconv::ERROR_TYPE, error.to_owned());
-            span.set_error(error.to_owned());
-        }
+        end(&mut span, status, error);
         Some(span)
     }
 
-    /// Ends the SERVER span with the status sent to the client.
+    /// Ends the SERVER span with the status sent to the client (0 when none was).
     pub fn finish(mut self, status: u16, error: Option<&str>) -> (Span, Option<Span>) {
         let attempt = self.end_attempt(None, error.or(Some("request ended during the attempt")));
-        let span = &mut self.server;
-        span.end_unix_nano = now_nanos();
-        if status > 0 {
-            span.set_attribute(semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(status));
-        }
-        if status >= 500 || status == 0 {
-            let kind = error.map_or_else(|| status.to_string(), str::to_owned);
-            span.set_attribute(semconv::ERROR_TYPE, kind.clone());
-            span.set_error(kind);
-        }
+        self.server.end_unix_nano = now_nanos();
+        end(&mut self.server, Some(status).filter(|s| *s > 0), error);
         (self.server, attempt)
     }
 }
 
-fn request_attributes(span: &mut Span, request: &RequestInfo<'_>, tags: &[KeyValue]) {
-    match known_method(request.method) {
-        Some(method) => span.set_attribute(semconv::HTTP_REQUEST_METHOD, method),
-        None => {
-            span.set_attribute(semconv::HTTP_REQUEST_METHOD, "_OTHER");
-            span.set_attribute(
-                semconv::HTTP_REQUEST_METHOD_ORIGINAL,
-                request.method.to_owned(),
-            );
-        }
+/// The status of a span that ends with `status`, `error` (Pingora's name for a failure), both
+/// or neither (no response and no reason known).
+fn end(span: &mut Span, status: Option<u16>, error: Option<&str>) {
+    match (status, error) {
+        (_, Some(error)) => set_failure(span, status, error.to_owned()),
+        (Some(code), None) => set_response_status(span, code),
+        (None, None) => set_failure(span, None, NO_RESPONSE),
     }
-    let path = request.path.split('?').next().unwrap_or_default();
-    span.set_attribute(semconv::URL_PATH, path.to_owned());
-    span.set_attribute(semconv::URL_SCHEME, request.scheme);
-    span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, request.protocol);
-    if let Some(host) = request.host {
-        let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-        span.set_attribute(semconv::SERVER_ADDRESS, name.to_owned());
-    }
-    if let Some((ip, port)) = request.client {
-        span.set_attribute(semconv::CLIENT_ADDRESS, ip_text(ip));
-        span.set_attribute(semconv::CLIENT_PORT, i64::from(port));
-    }
-    if let Some(agent) = request.user_agent {
-        span.set_attribute(semconv::USER_AGENT_ORIGINAL, agent.to_owned());
-    }
-    for tag in tags {
-        span.set_attribute(tag.key.clone(), tag.value.clone());
-    }
+}
+
+/// A string attribute of `span`.
+fn server_text<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match &kv.value {
+            Value::Str(text) => Some(text.as_ref()),
+            _ => None,
+        })
 }
 
 /// An address as text. IPv4, nearly every client, is written digit by digit: `Display` goes
@@ -284,6 +282,65 @@ fn ipv4_text(ip: Ipv4Addr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trace_core::sampling::SamplingConfig;
+    use trace_core::span::StatusCode;
+
+    fn started(host: &str) -> RequestTrace {
+        let request = RequestInfo {
+            method: "GET",
+            path: "/users/7?x=1",
+            host: Some(host),
+            scheme: "http",
+            protocol: "1.1",
+            client: Some((Ipv4Addr::LOCALHOST.into(), 40000)),
+            user_agent: None,
+        };
+        let sampler = SamplingConfig::default().build().unwrap();
+        let (trace, _) = RequestTrace::start(
+            &http::HeaderMap::new(),
+            &request,
+            &TrustedNetworks::new(Vec::new()),
+            &sampler,
+            Formats::default(),
+            &[],
+            &RouteGrouper::default(),
+        );
+        trace
+    }
+
+    fn text<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
+        span.attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match &kv.value {
+                Value::Str(text) => Some(text.as_ref()),
+                _ => None,
+            })
+    }
+
+    #[test]
+    fn an_ipv6_host_is_the_server_address() {
+        let server = started("[::1]:8443").server;
+        assert_eq!(text(&server, "server.address"), Some("::1"));
+        let server = started("[::1]").server;
+        assert_eq!(text(&server, "server.address"), Some("::1"));
+    }
+
+    #[test]
+    fn an_attempt_that_gets_a_4xx_is_an_error_and_names_its_url() {
+        let mut trace = started("edge.example");
+        trace.start_attempt("core-a", "10.0.0.5", 8080);
+        let attempt = trace.end_attempt(Some(404), None).unwrap();
+        assert_eq!(attempt.status.code, StatusCode::Error);
+        assert_eq!(text(&attempt, "error.type"), Some("404"));
+        assert_eq!(
+            text(&attempt, "url.full"),
+            Some("http://10.0.0.5:8080/users/7?x=1")
+        );
+        let (server, _) = trace.finish(404, None);
+        assert_eq!(server.status.code, StatusCode::Unset, "a SERVER's 4xx");
+        assert_eq!(text(&server, "error.type"), None);
+    }
 
     #[test]
     fn ipv4_text_matches_display() {

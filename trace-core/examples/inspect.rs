@@ -13,11 +13,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use clap::{Parser, ValueEnum};
 use trace_core::otlp::{decode_request, encode_request};
 use trace_core::propagation::{Format, Formats, Incoming, extract, inject};
-use trace_core::route::{Route, RouteGrouper, known_method, span_name};
+use trace_core::route::{RouteGrouper, span_name};
 use trace_core::sampling::{SamplingConfig, SamplingMode};
 use trace_core::span::{KeyValue, Resource, Scope, Span, SpanKind};
 use trace_core::start::start_span;
-use trace_core::{IdGenerator, semconv, sigv4};
+use trace_core::{IdGenerator, http, semconv, sigv4};
 
 /// Inspect how Threadline reads, samples and propagates a request's trace context.
 #[derive(Parser, Debug)]
@@ -331,22 +331,13 @@ fn inspect(
         end_unix_nano: now + 1_000_000,
         ..Span::default()
     };
-    span.set_attribute(
-        semconv::HTTP_REQUEST_METHOD,
-        known_method(&request.method).unwrap_or("_OTHER"),
-    );
-    span.set_attribute(
-        semconv::URL_PATH,
-        request
-            .path
-            .split('?')
-            .next()
-            .unwrap_or_default()
-            .to_owned(),
-    );
-    if let Route::Template(template) = route {
-        span.set_attribute(semconv::HTTP_ROUTE, template.to_owned());
+    http::Request {
+        method: &request.method,
+        target: &request.path,
+        route: route.template(),
+        ..http::Request::default()
     }
+    .set_attributes(&mut span);
     if signed.is_some() {
         span.set_attribute(semconv::threadline::PROPAGATION, "black_box");
     }

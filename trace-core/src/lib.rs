@@ -3,7 +3,8 @@
 //! The rules every Threadline component shares, implemented once: trace and span IDs, W3C
 //! Trace Context Level 2, B3, sampling (including the OpenTelemetry Collector's `hash_seed`
 //! mode), the span model with OpenTelemetry semantic-convention names and route grouping,
-//! OTLP protobuf encoding, and AWS SigV4 detection.
+//! the HTTP span rules (request attributes, status per span kind), OTLP protobuf encoding,
+//! and AWS SigV4 detection.
 //!
 //! It does no I/O and starts no threads, so the same code runs in the edge proxy, inside the
 //! proxy-wasm filter (wasm32) and in the node agent. Every parser takes untrusted bytes and
@@ -21,6 +22,7 @@ pub mod config;
 pub mod context;
 pub mod export;
 pub mod hex;
+pub mod http;
 pub mod id;
 pub mod otel_env;
 pub mod otlp;

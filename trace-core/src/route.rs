@@ -5,6 +5,7 @@ use core::fmt;
 use std::borrow::Cow;
 
 use crate::config::FieldError;
+use crate::http::known_method;
 
 /// Path segments kept by the heuristic; the rest become one `*`.
 pub const MAX_SEGMENTS: usize = 8;
@@ -116,12 +117,20 @@ pub enum Route<'a> {
     Grouped(String),
 }
 
-impl Route<'_> {
+impl<'a> Route<'a> {
     /// The route text.
     pub fn as_str(&self) -> &str {
         match self {
             Self::Template(t) => t,
             Self::Grouped(g) => g,
+        }
+    }
+
+    /// The template, when one matched: what `http.route` may hold.
+    pub fn template(&self) -> Option<&'a str> {
+        match self {
+            Self::Template(t) => Some(*t),
+            Self::Grouped(_) => None,
         }
     }
 }
@@ -211,14 +220,6 @@ fn longest_digit_run(bytes: &[u8]) -> usize {
         .unwrap_or(0)
 }
 
-/// The method as the semantic conventions spell it: a known method, or `None` for `_OTHER`.
-pub fn known_method(method: &str) -> Option<&'static str> {
-    const KNOWN: [&str; 9] = [
-        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-    ];
-    KNOWN.into_iter().find(|known| *known == method)
-}
-
 /// The span name `{method} {route}`; `HTTP {route}` for a method outside the known set.
 pub fn span_name(method: &str, route: &Route<'_>) -> Cow<'static, str> {
     let method = known_method(method).unwrap_or("HTTP");
@@ -285,6 +286,8 @@ mod tests {
         let route = Route::Template("/users/{id}");
         assert_eq!(span_name("GET", &route), "GET /users/{id}");
         assert_eq!(span_name("FOO", &route), "HTTP /users/{id}");
-        assert_eq!(known_method("get"), None);
+        assert_eq!(span_name("get", &route), "HTTP /users/{id}");
+        assert_eq!(Route::Template("/a").template(), Some("/a"));
+        assert_eq!(Route::Grouped("/a".into()).template(), None);
     }
 }

@@ -11,8 +11,9 @@ use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
+use trace_core::http;
 use trace_core::propagation::{INJECTED_HEADERS, extract, inject};
-use trace_core::route::{Route, known_method, span_name};
+use trace_core::route::span_name;
 use trace_core::semconv::{self, threadline};
 use trace_core::span::{Span, SpanKind};
 use trace_core::start::start_span;
@@ -102,9 +103,18 @@ impl RequestSpan {
             start_unix_nano: start_time(),
             ..Span::default()
         };
-        request_attributes(
-            &mut span, settings, &headers, &method, &path, &authority, &route,
-        );
+        let scheme = header(":scheme").map(String::from_utf8_lossy);
+        let user_agent = header("user-agent").map(String::from_utf8_lossy);
+        http::Request {
+            method: &method,
+            target: &path,
+            scheme: scheme.as_deref(),
+            authority: Some(&*authority),
+            user_agent: user_agent.as_deref(),
+            route: route.template(),
+        }
+        .set_attributes(&mut span);
+        filter_attributes(&mut span, settings, &headers);
         if self.black_box {
             span.set_attribute(threadline::PROPAGATION, "black_box");
         }
@@ -122,11 +132,7 @@ impl RequestSpan {
             .and_then(|d| u64::try_from(d).ok())
             .map_or_else(now, |d| span.start_unix_nano.saturating_add(d));
         if let Some(protocol) = properties::string(properties::REQUEST_PROTOCOL) {
-            let version = protocol
-                .strip_prefix("HTTP/")
-                .unwrap_or(&protocol)
-                .to_owned();
-            span.set_attribute(semconv::NETWORK_PROTOCOL_VERSION, version);
+            http::set_protocol_version(&mut span, &protocol);
         }
         let peer = match span.kind {
             SpanKind::Server if !self.black_box => properties::SOURCE_ADDRESS,
@@ -147,7 +153,13 @@ impl RequestSpan {
                 span.set_attribute(semconv::NETWORK_LOCAL_PORT, i64::from(port));
             }
         }
-        set_status(&mut span, properties::integer(properties::RESPONSE_CODE));
+        let code = properties::integer(properties::RESPONSE_CODE)
+            .and_then(|code| u16::try_from(code).ok())
+            .filter(|code| *code > 0);
+        match code {
+            Some(code) => http::set_response_status(&mut span, code),
+            None => http::set_failure(&mut span, None, http::NO_RESPONSE),
+        }
         let mut shared = self.shared.borrow_mut();
         if !shared.exporter.push(span) {
             shared.metrics.add(Counter::SpansDropped, 1);
@@ -216,45 +228,8 @@ fn propagate(
     }
 }
 
-fn request_attributes(
-    span: &mut Span,
-    settings: &Settings,
-    headers: &[Pair],
-    method: &str,
-    path: &str,
-    authority: &str,
-    route: &Route<'_>,
-) {
-    match known_method(method) {
-        Some(known) => span.set_attribute(semconv::HTTP_REQUEST_METHOD, known),
-        None => {
-            span.set_attribute(semconv::HTTP_REQUEST_METHOD, "_OTHER");
-            span.set_attribute(semconv::HTTP_REQUEST_METHOD_ORIGINAL, method.to_owned());
-        }
-    }
-    let url_path = path.split('?').next().unwrap_or_default();
-    span.set_attribute(semconv::URL_PATH, url_path.to_owned());
-    if let Route::Template(template) = route {
-        span.set_attribute(semconv::HTTP_ROUTE, (*template).to_owned());
-    }
-    if let Some(scheme) = header(headers, ":scheme") {
-        span.set_attribute(
-            semconv::URL_SCHEME,
-            String::from_utf8_lossy(scheme).into_owned(),
-        );
-    }
-    if !authority.is_empty() {
-        let host = authority
-            .rsplit_once(':')
-            .map_or(authority, |(host, _)| host);
-        span.set_attribute(semconv::SERVER_ADDRESS, host.to_owned());
-    }
-    if let Some(agent) = header(headers, "user-agent") {
-        span.set_attribute(
-            semconv::USER_AGENT_ORIGINAL,
-            String::from_utf8_lossy(agent).into_owned(),
-        );
-    }
+/// The filter's own attributes: the headers the mesh asked to capture, and where it runs.
+fn filter_attributes(span: &mut Span, settings: &Settings, headers: &[Pair]) {
     for name in &settings.capture_headers {
         if let Some(value) = header(headers, name) {
             let key = format!("http.request.header.{name}");
@@ -271,25 +246,6 @@ fn request_attributes(
         if let Some(value) = value {
             span.set_attribute(key, value.clone());
         }
-    }
-}
-
-/// Server spans fail on 5xx, client spans on 4xx and 5xx; no response at all is a failure.
-fn set_status(span: &mut Span, code: Option<i64>) {
-    let Some(code) = code.filter(|c| *c > 0) else {
-        span.set_attribute(semconv::ERROR_TYPE, "no_response");
-        span.set_error("no response");
-        return;
-    };
-    span.set_attribute(semconv::HTTP_RESPONSE_STATUS_CODE, code);
-    let threshold = if span.kind == SpanKind::Client {
-        400
-    } else {
-        500
-    };
-    if code >= threshold {
-        span.set_attribute(semconv::ERROR_TYPE, code.to_string());
-        span.set_error(format!("HTTP {code}"));
     }
 }
 
