@@ -108,6 +108,12 @@ impl IdGenerator {
         }
     }
 
+    /// A random number from the same generator, for anything else that needs one (the
+    /// jitter of a retry delay).
+    pub fn random(&mut self) -> u64 {
+        self.rng.u64(..)
+    }
+
     /// A new random, valid span ID.
     pub fn span_id(&mut self) -> SpanId {
         loop {

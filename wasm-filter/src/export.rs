@@ -1,130 +1,90 @@
-//! The span queue of one worker and the export requests made from it.
-//!
-//! Pure bookkeeping, no host calls: the root context asks it what to send, sends it, and
-//! reports the outcome. Everything is bounded: the queue by `max_queued_spans`, the requests
-//! in flight by `max_in_flight`, each request's retries by `max_retries`. Every span that
-//! leaves without being exported is reported to the caller, which counts it.
+//! The spans of one worker and the export callouts in flight, driven from the root context's
+//! tick and callout responses. What is held, when a batch is due, what a response means and
+//! when a failed batch is retried is trace-core's export policy ([`SpanBuffer`]); this module
+//! only keeps the host's callout tokens beside it.
 
-use std::collections::VecDeque;
-
+use trace_core::export::{
+    Admission, BufferLimits, Delivery, Dispatch, DropReason, Settled, SpanBuffer,
+};
+use trace_core::otlp::encode_span_entry;
 use trace_core::span::Span;
 
 use crate::config::Batch;
 
-/// One encoded export request and how often it was tried.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Export {
-    /// The OTLP protobuf body.
-    pub body: Vec<u8>,
-    /// Spans in the body.
-    pub spans: usize,
-    /// Failed attempts so far.
-    pub failures: u32,
-}
-
-/// What became of an export request that finished or failed.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The collector accepted these spans.
-    Exported(usize),
-    /// It failed and will be sent again on a later tick.
-    Retrying,
-    /// It failed for the last time; these spans are lost.
-    Dropped(usize),
-}
-
-/// The exporter state of one worker.
+/// A worker's buffer of encoded spans and its outstanding callouts.
 #[derive(Debug)]
-pub struct Exporter {
-    limits: Batch,
-    queue: VecDeque<Span>,
-    retries: VecDeque<Export>,
-    in_flight: Vec<(u32, Export)>,
-    last_batch_ms: u64,
+pub struct ExportCallouts {
+    buffer: SpanBuffer,
+    /// Callout token and the batch it carries.
+    in_flight: Vec<(u32, Dispatch)>,
+    /// Where each span is encoded before it is offered to the buffer, reused.
+    scratch: Vec<u8>,
 }
 
-impl Exporter {
-    /// An empty exporter; the first flush interval runs from `now_ms`.
-    pub fn new(limits: Batch, now_ms: u64) -> Self {
+impl ExportCallouts {
+    /// An empty buffer with the configured bounds; the first flush interval runs from `now_ms`.
+    pub fn new(batch: &Batch, now_ms: u64) -> Self {
+        let limits = BufferLimits {
+            batch_spans: batch.max_spans,
+            capacity_spans: batch.max_queued_spans,
+            flush_interval_ms: batch.flush_interval_ms,
+            max_in_flight: batch.max_in_flight,
+            max_retries: batch.max_retries,
+            backoff: Default::default(),
+        };
         Self {
-            queue: VecDeque::with_capacity(limits.max_spans),
-            limits,
-            retries: VecDeque::new(),
+            buffer: SpanBuffer::new(limits, now_ms),
             in_flight: Vec::new(),
-            last_batch_ms: now_ms,
+            scratch: Vec::with_capacity(512),
         }
     }
 
-    /// Queues a finished span; `false` when the queue is full and the span was dropped.
-    #[must_use]
-    pub fn push(&mut self, span: Span) -> bool {
-        if self.queue.len() >= self.limits.max_queued_spans {
-            return false;
+    /// Encodes a finished span and offers it; the reason when it was dropped.
+    pub fn push(&mut self, span: &Span) -> Option<DropReason> {
+        self.scratch.clear();
+        encode_span_entry(span, &mut self.scratch);
+        match self.buffer.push(&self.scratch) {
+            Admission::Held | Admission::BatchFull => None,
+            Admission::Dropped(reason) => Some(reason),
         }
-        self.queue.push_back(span);
-        true
     }
 
-    /// Spans waiting to be encoded.
-    #[cfg(test)]
-    pub fn queued(&self) -> usize {
-        self.queue.len()
+    /// The next batch due now, if any.
+    pub fn next(&mut self, now_ms: u64) -> Option<Dispatch> {
+        self.buffer.next_dispatch(now_ms)
     }
 
-    /// The next request to send now: a retry first, then a full batch, or a partial one once
-    /// the flush interval has passed. `None` when nothing is due or too many are in flight.
-    pub fn next(&mut self, now_ms: u64, encode: impl FnOnce(&[Span]) -> Vec<u8>) -> Option<Export> {
-        if self.in_flight.len() >= self.limits.max_in_flight {
-            return None;
-        }
-        if let Some(retry) = self.retries.pop_front() {
-            return Some(retry);
-        }
-        let full = self.queue.len() >= self.limits.max_spans;
-        let due = now_ms.saturating_sub(self.last_batch_ms) >= self.limits.flush_interval_ms;
-        if self.queue.is_empty() || !(full || due) {
-            return None;
-        }
-        self.last_batch_ms = now_ms;
-        let take = self.queue.len().min(self.limits.max_spans);
-        let spans: Vec<Span> = self.queue.drain(..take).collect();
-        Some(Export {
-            body: encode(&spans),
-            spans: spans.len(),
-            failures: 0,
-        })
+    /// Records a batch the host accepted to send under `token`.
+    pub fn sent(&mut self, token: u32, dispatch: Dispatch) {
+        self.in_flight.push((token, dispatch));
     }
 
-    /// Records a request the host accepted under `token`.
-    pub fn sent(&mut self, token: u32, export: Export) {
-        self.in_flight.push((token, export));
+    /// Records a batch the host refused to send.
+    pub fn refused(&mut self, dispatch: Dispatch, now_ms: u64, random: u64) -> Settled {
+        self.buffer
+            .settle(dispatch, Delivery::NoResponse.verdict(), now_ms, random)
     }
 
-    /// Records a failed attempt: retried later, or dropped after `max_retries` retries.
-    pub fn failed(&mut self, mut export: Export) -> Outcome {
-        export.failures += 1;
-        if export.failures > self.limits.max_retries {
-            return Outcome::Dropped(export.spans);
-        }
-        self.retries.push_back(export);
-        Outcome::Retrying
-    }
-
-    /// Records the response to request `token`: `Some(status)` from the `:status` header, or
-    /// `None` when the call failed without one (reset, timeout). An unknown token is `None`.
-    pub fn completed(&mut self, token: u32, status: Option<u16>) -> Option<Outcome> {
+    /// Records how callout `token` ended; `None` for a token that is not ours.
+    pub fn completed(
+        &mut self,
+        token: u32,
+        delivery: Delivery,
+        now_ms: u64,
+        random: u64,
+    ) -> Option<Settled> {
         let at = self.in_flight.iter().position(|(t, _)| *t == token)?;
-        let (_, export) = self.in_flight.swap_remove(at);
-        Some(match status {
-            Some(200..=299) => Outcome::Exported(export.spans),
-            _ => self.failed(export),
-        })
+        let (_, dispatch) = self.in_flight.swap_remove(at);
+        Some(
+            self.buffer
+                .settle(dispatch, delivery.verdict(), now_ms, random),
+        )
     }
 
-    /// Requests outstanding.
+    /// Spans held, including those in flight.
     #[cfg(test)]
-    pub fn in_flight(&self) -> usize {
-        self.in_flight.len()
+    pub fn held(&self) -> usize {
+        self.buffer.held()
     }
 }
 
@@ -132,7 +92,7 @@ impl Exporter {
 mod tests {
     use super::*;
 
-    fn limits() -> Batch {
+    fn batch() -> Batch {
         Batch {
             max_spans: 2,
             flush_interval_ms: 1000,
@@ -142,59 +102,60 @@ mod tests {
         }
     }
 
-    fn count(spans: &[Span]) -> Vec<u8> {
-        vec![spans.len() as u8]
+    fn status(code: u16) -> Delivery {
+        Delivery::Http {
+            status: code,
+            retry_after_ms: None,
+        }
     }
 
     #[test]
-    fn batches_on_size_or_interval() {
-        let mut exporter = Exporter::new(limits(), 0);
-        assert!(exporter.push(Span::default()));
+    fn callouts_are_matched_by_token_and_settled_by_the_policy() {
+        let mut exports = ExportCallouts::new(&batch(), 0);
+        assert_eq!(exports.push(&Span::default()), None);
+        assert_eq!(exports.push(&Span::default()), None);
+        let dispatch = exports.next(0).unwrap();
+        assert_eq!(dispatch.batch.spans, 2);
+        exports.sent(7, dispatch);
         assert_eq!(
-            exporter.next(500, count),
+            exports.completed(8, status(200), 0, 0),
             None,
-            "one span, interval not reached"
+            "unknown token"
         );
-        let partial = exporter.next(1000, count).unwrap();
-        assert!(exporter.push(Span::default()));
-        assert_eq!(
-            exporter.next(1500, count),
-            None,
-            "the interval restarts at each batch"
-        );
-        assert_eq!(exporter.next(2000, count).unwrap().spans, 1);
-        assert_eq!(partial.spans, 1);
-        assert!(exporter.push(Span::default()));
-        assert!(exporter.push(Span::default()));
-        assert!(exporter.push(Span::default()));
-        assert!(!exporter.push(Span::default()), "queue bound");
-        let full = exporter.next(1001, count).unwrap();
-        assert_eq!((full.spans, full.body), (2, vec![2]));
-        assert_eq!(exporter.queued(), 1);
-    }
-
-    #[test]
-    fn bounds_in_flight_and_retries_then_drops() {
-        let mut exporter = Exporter::new(limits(), 0);
-        assert!(exporter.push(Span::default()));
-        assert!(exporter.push(Span::default()));
-        let export = exporter.next(0, count).unwrap();
-        exporter.sent(7, export);
-        assert!(exporter.push(Span::default()));
-        assert!(exporter.push(Span::default()));
-        assert_eq!(exporter.next(5000, count), None, "one in flight at most");
-        assert_eq!(exporter.completed(8, Some(200)), None, "unknown token");
-        assert_eq!(exporter.completed(7, Some(503)), Some(Outcome::Retrying));
-        let retry = exporter.next(5000, count).unwrap();
+        assert!(matches!(
+            exports.completed(7, status(503), 0, 0),
+            Some(Settled::Retrying { .. })
+        ));
+        let retry = exports.next(10_000).unwrap();
         assert_eq!(retry.failures, 1);
-        exporter.sent(9, retry);
-        assert_eq!(exporter.completed(9, None), Some(Outcome::Dropped(2)));
-        let next = exporter.next(5000, count).unwrap();
-        exporter.sent(10, next);
+        exports.sent(9, retry);
         assert_eq!(
-            exporter.completed(10, Some(204)),
-            Some(Outcome::Exported(2))
+            exports.completed(9, Delivery::NoResponse, 10_000, 0),
+            Some(Settled::Dropped(2, DropReason::RetriesExhausted))
         );
-        assert_eq!(exporter.in_flight(), 0);
+        assert_eq!(exports.held(), 0);
+    }
+
+    #[test]
+    fn a_permanent_rejection_is_not_retried() {
+        let mut exports = ExportCallouts::new(&batch(), 0);
+        let _ = exports.push(&Span::default());
+        let dispatch = exports.next(1000).unwrap();
+        exports.sent(1, dispatch);
+        assert_eq!(
+            exports.completed(1, status(400), 1000, 0),
+            Some(Settled::Dropped(1, DropReason::Rejected))
+        );
+    }
+
+    #[test]
+    fn the_capacity_counts_spans_in_flight() {
+        let mut exports = ExportCallouts::new(&batch(), 0);
+        let _ = exports.push(&Span::default());
+        let _ = exports.push(&Span::default());
+        let dispatch = exports.next(0).unwrap();
+        exports.sent(1, dispatch);
+        assert_eq!(exports.push(&Span::default()), None);
+        assert_eq!(exports.push(&Span::default()), Some(DropReason::QueueFull));
     }
 }

@@ -7,21 +7,23 @@
 //! OTLP/HTTP protobuf through `dispatch_http_call`.
 //!
 //! - [`config`]: the plugin configuration, checked once in `on_configure`;
-//! - `root`: configuration, IDs, the exporter and its tick;
+//! - `root`: configuration, and the export callouts on its tick;
 //! - `request`: one request's span;
-//! - `exporter`: the bounded queue and export requests;
+//! - `worker`: the state a worker's root and requests share;
+//! - `export`: the worker's span buffer (trace-core's export policy) and its callouts;
 //! - `hostcall`, `pairs`, `properties`, `metrics`: the host interface, with every status handled.
 
 #![deny(unsafe_code)]
 
 pub mod config;
-mod exporter;
+mod export;
 mod hostcall;
 mod metrics;
 pub mod pairs;
 mod properties;
 mod request;
 mod root;
+mod worker;
 
 /// The plugin entry point.
 #[allow(

@@ -24,20 +24,20 @@ use crate::hostcall::{self, Map};
 use crate::metrics::Counter;
 use crate::pairs::Pair;
 use crate::properties::{self, ListenerDirection};
-use crate::root::Shared;
+use crate::worker::Worker;
 
 /// The span of one request, from its headers to its log.
 pub struct RequestSpan {
-    shared: Rc<RefCell<Shared>>,
+    worker: Rc<RefCell<Worker>>,
     span: Option<Span>,
     black_box: bool,
 }
 
 impl RequestSpan {
-    /// A request of the root that owns `shared`.
-    pub fn new(shared: Rc<RefCell<Shared>>) -> Self {
+    /// A request of the worker whose state is `worker`.
+    pub fn new(worker: Rc<RefCell<Worker>>) -> Self {
         Self {
-            shared,
+            worker,
             span: None,
             black_box: false,
         }
@@ -54,9 +54,9 @@ impl RequestSpan {
                 return;
             }
         };
-        let mut shared = self.shared.borrow_mut();
-        let shared = &mut *shared;
-        let settings = &shared.settings;
+        let mut worker = self.worker.borrow_mut();
+        let worker = &mut *worker;
+        let settings = &worker.settings;
         let header = |name: &str| header(&headers, name);
         let path = text(header(":path"));
         let authority = text(header(":authority"));
@@ -67,7 +67,7 @@ impl RequestSpan {
         let incoming = extract(&headers[..]);
         if let Some(problem) = incoming.problem {
             log::debug!("threadline: ignored trace header: {problem}");
-            shared.metrics.add(Counter::TraceHeadersIgnored, 1);
+            worker.metrics.add(Counter::TraceHeadersIgnored, 1);
         }
         if incoming.parent.is_none() && settings.without_context == WithoutContext::Ignore {
             return;
@@ -76,7 +76,7 @@ impl RequestSpan {
             incoming.parent.as_ref(),
             incoming.sampled,
             &settings.sampler,
-            &mut shared.ids,
+            &mut worker.ids,
         );
         if !self.black_box {
             let formats = settings.propagation.with_incoming(incoming.format);
@@ -160,10 +160,10 @@ impl RequestSpan {
             Some(code) => http::set_response_status(&mut span, code),
             None => http::set_failure(&mut span, None, http::NO_RESPONSE),
         }
-        let mut shared = self.shared.borrow_mut();
-        if !shared.exporter.push(span) {
-            shared.metrics.add(Counter::SpansDropped, 1);
-            log::debug!("threadline: span queue full, span dropped");
+        let mut worker = self.worker.borrow_mut();
+        if let Some(reason) = worker.exports.push(&span) {
+            worker.metrics.dropped(reason, 1);
+            log::debug!("threadline: span dropped: {}", reason.as_str());
         }
     }
 }

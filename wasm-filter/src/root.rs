@@ -9,42 +9,32 @@ use std::time::Duration;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use trace_core::IdGenerator;
-use trace_core::otlp::{CONTENT_TYPE, encode_request};
+use trace_core::export::verdict::retry_after_ms;
+use trace_core::export::{Delivery, Settled};
+use trace_core::otlp::{CONTENT_TYPE, encode_request_from_entries};
 use trace_core::semconv;
 use trace_core::span::{KeyValue, Resource, Scope};
 
 use crate::config::{Settings, Tags};
-use crate::exporter::{Exporter, Outcome};
+use crate::export::ExportCallouts;
 use crate::hostcall::{self, Map};
 use crate::metrics::{Counter, Metrics};
 use crate::properties;
 use crate::request::RequestSpan;
+use crate::worker::Worker;
 
 /// How often the root looks at its queue; a full batch waits at most this long.
 pub const TICK_MS: u32 = 100;
 
-/// What the root shares with the requests of its worker.
-pub struct Shared {
-    /// The checked configuration.
-    pub settings: Settings,
-    /// Span and trace IDs.
-    pub ids: IdGenerator,
-    /// Finished spans and export requests.
-    pub exporter: Exporter,
-    /// Counters.
-    pub metrics: Metrics,
-    resource: Resource,
-}
-
 /// The root context.
 pub struct Root {
-    shared: Option<Rc<RefCell<Shared>>>,
+    worker: Option<Rc<RefCell<Worker>>>,
 }
 
 impl Root {
     /// A root that serves nothing until configured.
     pub fn new() -> Self {
-        Self { shared: None }
+        Self { worker: None }
     }
 
     fn configure(&mut self, bytes: &[u8]) -> bool {
@@ -77,22 +67,21 @@ impl Root {
             settings.batch.flush_interval_ms,
             settings.tags
         );
-        match &self.shared {
+        match &self.worker {
             // A new configuration keeps the queue and the requests in flight.
-            Some(shared) => {
-                let mut shared = shared.borrow_mut();
-                shared.settings = settings;
-                shared.resource = resource;
+            Some(worker) => {
+                let mut worker = worker.borrow_mut();
+                worker.settings = settings;
+                worker.resource = resource;
             }
             None => {
-                let now_ms = hostcall::now_nanos().unwrap_or(0) / 1_000_000;
-                let exporter = Exporter::new(settings.batch.clone(), now_ms);
-                self.shared = Some(Rc::new(RefCell::new(Shared {
+                let exports = ExportCallouts::new(&settings.batch, now_ms());
+                self.worker = Some(Rc::new(RefCell::new(Worker {
                     settings,
-                    ids: IdGenerator::from_seed(seed()),
-                    exporter,
-                    metrics: Metrics::define(),
                     resource,
+                    ids: IdGenerator::from_seed(seed()),
+                    exports,
+                    metrics: Metrics::define(),
                 })));
             }
         }
@@ -101,20 +90,23 @@ impl Root {
 
     /// Sends every export request that is due, until none is or the host refuses one.
     fn flush(&self) {
-        let Some(shared) = &self.shared else { return };
-        let now_ms = hostcall::now_nanos().unwrap_or(0) / 1_000_000;
+        let Some(worker) = &self.worker else { return };
+        let now_ms = now_ms();
+        let mut body = Vec::new();
         loop {
-            let mut guard = shared.borrow_mut();
-            let state = &mut *guard;
-            let resource = &state.resource;
-            let Some(export) = state.exporter.next(now_ms, |spans| {
-                let mut body = Vec::with_capacity(256 * spans.len());
-                encode_request(resource, &Scope::default(), spans, &mut body);
-                body
-            }) else {
+            let mut guard = worker.borrow_mut();
+            let worker = &mut *guard;
+            let Some(dispatch) = worker.exports.next(now_ms) else {
                 return;
             };
-            let collector = &state.settings.collector;
+            body.clear();
+            encode_request_from_entries(
+                &worker.resource,
+                &Scope::default(),
+                &dispatch.batch.entries,
+                &mut body,
+            );
+            let collector = &worker.settings.collector;
             let sent = self.dispatch_http_call(
                 &collector.cluster,
                 vec![
@@ -123,25 +115,30 @@ impl Root {
                     (":authority", &collector.authority),
                     ("content-type", CONTENT_TYPE),
                 ],
-                Some(&export.body),
+                Some(&body),
                 vec![],
                 Duration::from_millis(collector.timeout_ms),
             );
             match sent {
-                Ok(token) => state.exporter.sent(token, export),
+                Ok(token) => worker.exports.sent(token, dispatch),
                 Err(status) => {
                     log::warn!(
                         "threadline: export to {} refused: {status:?}",
                         collector.cluster
                     );
-                    state.metrics.add(Counter::ExportFailures, 1);
-                    let outcome = state.exporter.failed(export);
-                    record(&state.metrics, &outcome);
+                    worker.metrics.add(Counter::ExportFailures, 1);
+                    let random = worker.ids.random();
+                    let settled = worker.exports.refused(dispatch, now_ms, random);
+                    record(&worker.metrics, settled);
                     return;
                 }
             }
         }
     }
+}
+
+fn now_ms() -> u64 {
+    hostcall::now_nanos().unwrap_or(0) / 1_000_000
 }
 
 /// A request of a root without a configuration: nothing is read or changed.
@@ -156,22 +153,23 @@ impl Default for Root {
     }
 }
 
-fn record(metrics: &Metrics, outcome: &Outcome) {
-    match outcome {
-        Outcome::Exported(n) => metrics.add(Counter::SpansExported, *n),
-        Outcome::Dropped(n) => {
-            log::warn!("threadline: dropped {n} spans after repeated export failures");
-            metrics.add(Counter::SpansDropped, *n);
+fn record(metrics: &Metrics, settled: Settled) {
+    match settled {
+        Settled::Exported(n) => metrics.add(Counter::SpansExported, n),
+        Settled::Dropped(n, reason) => {
+            log::warn!("threadline: dropped {n} spans: {}", reason.as_str());
+            metrics.dropped(reason, n);
         }
-        Outcome::Retrying => {}
+        Settled::Retrying { .. } => {}
     }
 }
 
-/// A seed from the host's randomness, or from the clock if it has none.
+/// A seed from the host's randomness. `random_get` is a hard import, so a host without it
+/// never instantiates the module; a call that fails anyway seeds IDs from the clock.
 fn seed() -> u64 {
     hostcall::random_u64().unwrap_or_else(|status| {
         log::warn!(
-            "threadline: no random_get (status {}), seeding IDs from the clock",
+            "threadline: random_get failed (status {}), seeding IDs from the clock",
             status.0
         );
         hostcall::now_nanos().unwrap_or(0x9e37_79b9_7f4a_7c15)
@@ -193,20 +191,33 @@ fn fill_from_node_metadata(tags: &mut Tags) {
 
 impl Context for Root {
     fn on_http_call_response(&mut self, token: u32, _: usize, _: usize, _: usize) {
-        let Some(shared) = &self.shared else { return };
-        let status = hostcall::header_value(Map::CallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|v| core::str::from_utf8(&v).ok()?.parse::<u16>().ok());
-        let mut shared = shared.borrow_mut();
-        let Some(outcome) = shared.exporter.completed(token, status) else {
+        let Some(worker) = &self.worker else { return };
+        // A failed callout (reset, timeout) has no response headers at all.
+        let header = |name| {
+            hostcall::header_value(Map::CallResponseHeaders, name)
+                .ok()
+                .flatten()
+        };
+        let status =
+            header(":status").and_then(|v| core::str::from_utf8(&v).ok()?.parse::<u16>().ok());
+        let delivery = match status {
+            Some(status) => Delivery::Http {
+                status,
+                retry_after_ms: header("retry-after").and_then(|v| retry_after_ms(&v)),
+            },
+            None => Delivery::NoResponse,
+        };
+        let mut worker = worker.borrow_mut();
+        let worker = &mut *worker;
+        let random = worker.ids.random();
+        let Some(settled) = worker.exports.completed(token, delivery, now_ms(), random) else {
             return;
         };
-        if !matches!(outcome, Outcome::Exported(_)) {
+        if !matches!(settled, Settled::Exported(_)) {
             log::warn!("threadline: export failed with status {status:?}");
-            shared.metrics.add(Counter::ExportFailures, 1);
+            worker.metrics.add(Counter::ExportFailures, 1);
         }
-        record(&shared.metrics, &outcome);
+        record(&worker.metrics, settled);
     }
 }
 
@@ -222,8 +233,8 @@ impl RootContext for Root {
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {
         // The SDK panics on `None`, so an unconfigured root passes requests through untraced.
-        Some(match self.shared.clone() {
-            Some(shared) => Box::new(RequestSpan::new(shared)),
+        Some(match self.worker.clone() {
+            Some(worker) => Box::new(RequestSpan::new(worker)),
             None => Box::new(Untraced),
         })
     }

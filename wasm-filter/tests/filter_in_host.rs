@@ -396,20 +396,50 @@ fn failed_exports_are_retried_then_dropped_and_counted() {
     harness.tick_after_ms(1000);
     let first = harness.take_callouts();
     harness.respond(&first[0], Some(503));
-    harness.tick_after_ms(100);
+    // The first retry waits 50-150 ms (100 ms backoff with jitter).
+    harness.tick_after_ms(200);
     let retry = harness.take_callouts();
-    assert_eq!(retry.len(), 1, "retried on the next tick");
+    assert_eq!(retry.len(), 1, "retried after its backoff");
     assert_eq!(retry[0].body, first[0].body, "the same spans");
     harness.respond(&retry[0], None);
-    harness.tick_after_ms(100);
+    harness.tick_after_ms(10_000);
     assert!(harness.take_callouts().is_empty(), "no more retries");
     assert_eq!(harness.metric("threadline_export_failures"), 2);
     assert_eq!(harness.metric("threadline_spans_dropped"), 2);
+    assert_eq!(
+        harness.metric("threadline_spans_dropped_retries_exhausted"),
+        2
+    );
     assert_eq!(harness.metric("threadline_spans_exported"), 0);
 
     harness.request(Request::get("/", &[]));
     let spans = export(&mut harness);
     assert_eq!(spans.len(), 1, "export works again after failures");
+    assert_eq!(harness.metric("threadline_spans_exported"), 1);
+}
+
+#[test]
+fn a_permanent_rejection_is_dropped_at_once_and_a_throttling_hint_is_honoured() {
+    let config = r#"{"batch": {"max_retries": 3}}"#;
+    let mut harness = Harness::start(config).expect("configured");
+    harness.request(Request::get("/", &[]));
+    harness.tick_after_ms(1000);
+    let rejected = harness.take_callouts();
+    harness.respond(&rejected[0], Some(400));
+    harness.tick_after_ms(10_000);
+    assert!(harness.take_callouts().is_empty(), "a 400 is not retried");
+    assert_eq!(harness.metric("threadline_spans_dropped_rejected"), 1);
+
+    harness.request(Request::get("/", &[]));
+    harness.tick_after_ms(1000);
+    let throttled = harness.take_callouts();
+    harness.respond_with(&throttled[0], Some(429), &[("retry-after", "3")]);
+    harness.tick_after_ms(2_900);
+    assert!(harness.take_callouts().is_empty(), "not before Retry-After");
+    harness.tick_after_ms(200);
+    let retry = harness.take_callouts();
+    assert_eq!(retry.len(), 1, "retried once Retry-After has passed");
+    harness.respond(&retry[0], Some(200));
     assert_eq!(harness.metric("threadline_spans_exported"), 1);
 }
 

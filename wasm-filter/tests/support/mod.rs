@@ -476,12 +476,28 @@ impl Harness {
 
     /// Answers an export request with an HTTP status, or with a failure (reset) for `None`.
     pub fn respond(&mut self, callout: &Callout, status: Option<u16>) {
+        self.respond_with(callout, status, &[]);
+    }
+
+    /// Answers a callout with a status and extra response headers.
+    pub fn respond_with(
+        &mut self,
+        callout: &Callout,
+        status: Option<u16>,
+        headers: &[(&str, &str)],
+    ) {
         let root = self.root;
         let response = match status {
-            Some(code) => HttpCallResponse::received(vec![(
-                b":status".as_slice().into(),
-                code.to_string().into_bytes().into(),
-            )]),
+            Some(code) => {
+                let mut map = vec![(
+                    b":status".as_slice().into(),
+                    code.to_string().into_bytes().into(),
+                )];
+                for (name, value) in headers {
+                    map.push((name.as_bytes().into(), value.as_bytes().into()));
+                }
+                HttpCallResponse::received(map)
+            }
             None => HttpCallResponse::failed(),
         };
         let mut scope = self.guest.enter_root();
