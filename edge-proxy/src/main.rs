@@ -20,7 +20,7 @@ mod request_trace;
 mod trust;
 mod upstreams;
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use pingora::services::listening::Service;
 use crate::config::{Config, Settings};
 
 /// Where the embedded default's demo upstream listens.
-const DEMO_UPSTREAM: &str = "127.0.0.1:8081";
+const DEMO_UPSTREAM: SocketAddr = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8081));
 
 /// The Threadline edge proxy: assigns the root trace and forwards to healthy core locations.
 #[derive(Parser, Debug)]
@@ -63,10 +63,15 @@ fn load(args: &Args) -> Result<Settings, String> {
         }
         None => Config::default(),
     };
-    config
+    let applied = config
         .apply_env(|name| std::env::var(name).ok())
         .map_err(|e| e.to_string())?;
-    config.validate().map_err(|e| e.to_string())
+    for warning in &applied.warnings {
+        tracing::warn!(variable = %warning.field, "{}", warning.reason);
+    }
+    config
+        .validate()
+        .map_err(|e| applied.explain(e).to_string())
 }
 
 fn main() -> ExitCode {
@@ -88,7 +93,7 @@ fn main() -> ExitCode {
     if args.check_config {
         println!(
             "edge-proxy: configuration ok: {} listener(s), {} core location(s), tracing {}, export to {}",
-            settings.http.len() + settings.config.listen.tls.len(),
+            settings.config.listen.http.len() + settings.config.listen.tls.len(),
             settings.config.upstreams.locations.len(),
             if settings.config.export.enabled {
                 "on"
@@ -98,7 +103,7 @@ fn main() -> ExitCode {
             settings
                 .config
                 .export
-                .endpoint
+                .traces_url()
                 .as_deref()
                 .unwrap_or("the terminal"),
         );
@@ -134,7 +139,7 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
 
     let mut demo_service = None;
     let locations: Vec<(String, SocketAddr, usize)> = if settings.demo_upstream {
-        let address: SocketAddr = DEMO_UPSTREAM.parse().map_err(|e| format!("{e}"))?;
+        let address = DEMO_UPSTREAM;
         demo_service = Some(server.add_service(demo::DemoService::new(address)));
         tracing::info!(%address, "no upstreams configured: serving the built-in demo upstream");
         vec![("demo".into(), address, 1)]
@@ -143,14 +148,8 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
             .upstreams
             .locations
             .iter()
-            .map(|l| {
-                Ok((
-                    l.name.clone(),
-                    l.address.parse().map_err(|e| format!("{}: {e}", l.name))?,
-                    l.weight,
-                ))
-            })
-            .collect::<Result<_, String>>()?
+            .map(|l| (l.name.clone(), l.address, l.weight))
+            .collect()
     };
     let upstreams = Arc::new(upstreams::Upstreams::new(&config.upstreams, &locations)?);
     server.add_service(background_service(
@@ -167,8 +166,24 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
         None
     };
 
+    let access_log = if config.access_log.enabled {
+        let (log, flush) = access_log::AccessLog::start(
+            config.access_log.buffer_bytes,
+            std::io::stdout(),
+            metrics::ACCESS_LOG_DROPPED.clone(),
+        )
+        .map_err(|e| format!("access log writer: {e}"))?;
+        server.add_service(background_service(
+            "access log",
+            access_log::AccessLogService::new(flush),
+        ));
+        Some(log)
+    } else {
+        None
+    };
+
     let settings = Arc::new(settings);
-    let proxy = proxy::EdgeProxy::new(upstreams, sink, settings.clone());
+    let proxy = proxy::EdgeProxy::new(upstreams, sink, settings.clone(), access_log);
     let mut service = pingora::proxy::http_proxy_service(&server.configuration, proxy);
     if settings.config.listen.h2c
         && let Some(logic) = service.app_logic_mut()
@@ -177,7 +192,7 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
         options.h2c = true;
         logic.server_options = Some(options);
     }
-    for address in &settings.http {
+    for address in &settings.config.listen.http {
         // Plain HTTP is parsed straight from the socket: a read buffer in front of the parser
         // only adds a copy, and 64 KiB of memory per client connection.
         let unbuffered_reads = L4BufferSettings::default().read(0);
@@ -189,7 +204,7 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
         let mut tls_settings = pingora::listeners::tls::TlsSettings::intermediate(&cert, &key)
             .map_err(|e| format!("listen.tls {}: {e}", tls.address))?;
         tls_settings.enable_h2();
-        service.add_tls_with_settings(&tls.address, None, tls_settings);
+        service.add_tls_with_settings(&tls.address.to_string(), None, tls_settings);
     }
     let proxy_service = server.add_service(service);
     // The embedded default's proxy listens only once its demo upstream does.
@@ -197,11 +212,12 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
         proxy_service.add_dependency(demo);
     }
 
-    if let Some(admin) = settings.admin {
+    let (listen, admin) = (&settings.config.listen.http, settings.config.admin.address);
+    if let Some(admin) = admin {
         let mut service = Service::new("admin".into(), admin::Admin);
         service.add_tcp(&admin.to_string());
         server.add_service(service);
     }
-    tracing::info!(listen = ?settings.http, admin = ?settings.admin, "edge-proxy starting");
+    tracing::info!(?listen, ?admin, "edge-proxy starting");
     server.run_forever()
 }

@@ -77,6 +77,14 @@ pub static TRACE_HEADERS_IGNORED: Lazy<IntCounter> = Lazy::new(|| {
     )
 });
 
+/// Access log lines lost because standard output did not keep up, or came after shutdown.
+pub static ACCESS_LOG_DROPPED: Lazy<IntCounter> = Lazy::new(|| {
+    counter(
+        "edge_access_log_dropped_total",
+        "Access log lines dropped because standard output did not keep up.",
+    )
+});
+
 /// Registers every metric, so `/metrics` lists them from the start.
 pub fn init() {
     Lazy::force(&REQUESTS);
@@ -88,4 +96,5 @@ pub fn init() {
     }
     Lazy::force(&EXPORT_ERRORS);
     Lazy::force(&TRACE_HEADERS_IGNORED);
+    Lazy::force(&ACCESS_LOG_DROPPED);
 }

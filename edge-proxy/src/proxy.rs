@@ -8,7 +8,7 @@
 //!   another location.
 //! - `upstream_response_filter` / `response_filter`: record the status; tell the client its
 //!   trace ID when configured.
-//! - `logging`: end the spans, queue them, write the access log line, count the request.
+//! - `logging`: end the spans, queue them, queue the access log line, count the request.
 //!
 //! Nothing here fails a request because of tracing: malformed headers become a new trace, and
 //! a full export queue drops spans (counted).
@@ -24,7 +24,7 @@ use pingora::prelude::*;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
 use trace_core::propagation::INJECTED_HEADERS;
 
-use crate::access_log::AccessLogLine;
+use crate::access_log::{AccessLog, AccessLogLine};
 use crate::config::Settings;
 use crate::export::SpanSink;
 use crate::metrics::{TRACE_HEADERS_IGNORED, count_request};
@@ -54,6 +54,8 @@ pub struct EdgeProxy {
     sink: Option<SpanSink>,
     settings: Arc<Settings>,
     trusted: TrustedNetworks,
+    /// `None` when the access log is off.
+    access_log: Option<AccessLog>,
 }
 
 /// Per-request state.
@@ -66,14 +68,21 @@ pub struct Ctx {
 }
 
 impl EdgeProxy {
-    /// A proxy over `upstreams`, queueing spans into `sink` (tracing off when `None`).
-    pub fn new(upstreams: Arc<Upstreams>, sink: Option<SpanSink>, settings: Arc<Settings>) -> Self {
+    /// A proxy over `upstreams`, queueing spans into `sink` (tracing off when `None`) and
+    /// access log lines into `access_log` (off when `None`).
+    pub fn new(
+        upstreams: Arc<Upstreams>,
+        sink: Option<SpanSink>,
+        settings: Arc<Settings>,
+        access_log: Option<AccessLog>,
+    ) -> Self {
         let trusted = TrustedNetworks::new(settings.config.trust.client_networks.clone());
         Self {
             upstreams,
             sink,
             settings,
             trusted,
+            access_log,
         }
     }
 
@@ -327,15 +336,15 @@ impl ProxyHttp for EdgeProxy {
             self.submit(sampled, server);
             ids
         });
-        if !self.settings.config.access_log.enabled {
+        let Some(access_log) = &self.access_log else {
             return;
-        }
+        };
         let (trace_id, span_id, sampled) = ids.map_or_else(
             || (String::new(), String::new(), false),
             |(trace_id, span_id, sampled)| (trace_id.to_string(), span_id.to_string(), sampled),
         );
         let header = session.req_header();
-        AccessLogLine {
+        access_log.write(&AccessLogLine {
             timestamp_ms: now_nanos() / 1_000_000,
             client: client_address(session).map(|(ip, _)| ip.to_string()),
             method: header.method.as_str(),
@@ -348,7 +357,6 @@ impl ProxyHttp for EdgeProxy {
             trace_id,
             span_id,
             sampled,
-        }
-        .write();
+        });
     }
 }

@@ -484,6 +484,16 @@ fn configuration_errors_name_the_field_and_check_config_validates() {
     );
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("OTEL_EXPORTER_OTLP_PROTOCOL"));
+    // The per-signal variable is the one read, so it is the one named.
+    let output = run(
+        &["--check-config"],
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "carrier-pigeon"),
+        ],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"));
 
     let output = run(&["--check-config"], &[]);
     assert!(output.status.success());

@@ -366,16 +366,32 @@ impl Edge {
 
     /// Starts with an optional config file and environment.
     pub fn start_with(config: Option<&str>, env: &[(&str, &str)]) -> Self {
-        Self::launch(config, env, &[])
+        Self::launch(config, env, &[], None)
+    }
+
+    /// Starts with `config` and its standard output on a pipe that nobody reads until the
+    /// test takes it with [`Self::take_stdout`]: a log reader that has stopped.
+    pub fn start_with_unread_stdout(config: &str) -> Self {
+        Self::launch(Some(config), &[], &[], Some(Stdio::piped()))
+    }
+
+    /// The pipe of [`Self::start_with_unread_stdout`].
+    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.child.stdout.take()
     }
 
     /// Starts a new process with `config` that takes over the listeners of the running one
     /// through the upgrade socket (`--upgrade`). It waits for the old process's SIGQUIT.
     pub fn start_upgrade(config: &str) -> Self {
-        Self::launch(Some(config), &[], &["--upgrade"])
+        Self::launch(Some(config), &[], &["--upgrade"], None)
     }
 
-    fn launch(config: Option<&str>, env: &[(&str, &str)], args: &[&str]) -> Self {
+    fn launch(
+        config: Option<&str>,
+        env: &[(&str, &str)],
+        args: &[&str],
+        stdout: Option<Stdio>,
+    ) -> Self {
         let dir = std::env::temp_dir().join(format!("edge-test-{}", free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         let mut command = Command::new(env!("CARGO_BIN_EXE_edge-proxy"));
@@ -404,7 +420,9 @@ impl Edge {
         }
         command.args(args);
         let child = command
-            .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+            .stdout(
+                stdout.unwrap_or_else(|| std::fs::File::create(dir.join("stdout")).unwrap().into()),
+            )
             .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
             .stdin(Stdio::null())
             .spawn()
