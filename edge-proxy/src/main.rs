@@ -158,7 +158,7 @@ fn run(settings: Settings, upgrade: bool) -> Result<std::convert::Infallible, St
     ));
 
     let sink = if config.export.enabled {
-        let (sink, exporter) = export::channel(&config.export)?;
+        let (sink, exporter) = export::pipeline(&config.export)?;
         server.add_service(background_service("span exporter", exporter));
         Some(sink)
     } else {

@@ -62,7 +62,7 @@ pub static SPANS_EXPORTED: Lazy<IntCounter> =
 pub static SPANS_DROPPED: Lazy<IntCounterVec> = Lazy::new(|| {
     counter_vec(
         "edge_spans_dropped_total",
-        "Spans lost: queue_full, export_failed or shutdown.",
+        "Spans lost, by reason: queue_full, retry_backlog, rejected, retries_exhausted or shutdown.",
         &["reason"],
     )
 });
@@ -91,8 +91,8 @@ pub fn init() {
     Lazy::force(&UPSTREAM_ATTEMPTS);
     Lazy::force(&UPSTREAM_HEALTHY);
     Lazy::force(&SPANS_EXPORTED);
-    for reason in ["queue_full", "export_failed", "shutdown"] {
-        SPANS_DROPPED.with_label_values(&[reason]);
+    for reason in trace_core::export::DropReason::ALL {
+        SPANS_DROPPED.with_label_values(&[reason.as_str()]);
     }
     Lazy::force(&EXPORT_ERRORS);
     Lazy::force(&TRACE_HEADERS_IGNORED);

@@ -312,6 +312,48 @@ fn a_collector_that_is_down_or_hangs_fails_no_request_and_drops_are_counted_and_
 }
 
 #[test]
+fn exports_are_retried_only_when_the_otlp_specification_says_so() {
+    let rt = runtime();
+    let upstream = Upstream::start(&rt);
+    // A 400 is permanent: dropped at once and counted. A 503 with Retry-After: 1 is retried,
+    // not before a second has passed; then the collector accepts.
+    let (collector, arrivals) = Collector::scripted(&rt, vec![(400, None), (503, Some("1"))]);
+    let (port, admin) = (free_port(), free_port());
+    let sections = format!(
+        "{}batch_size = 2
+max_retries = 3
+{}",
+        export_to(&collector.endpoint(), 60_000),
+        locations(&[("core-a", upstream.server.address)], "")
+    );
+    let edge = Edge::start(&config(port, admin, &sections));
+    assert_eq!(
+        get(port, "/", &[]).0,
+        200,
+        "a SERVER and a CLIENT span: one batch"
+    );
+    eventually("the rejected batch is counted", || {
+        edge.metric("edge_spans_dropped_total", "reason=\"rejected\"") == 2.0
+    });
+    assert_eq!(get(port, "/", &[]).0, 200);
+    let spans = collector.wait_for(2);
+    assert_eq!(spans.len(), 2, "the second batch, after its retry");
+    let times = arrivals.times();
+    assert_eq!(
+        times.len(),
+        3,
+        "400 not retried; 503 retried once: {times:?}"
+    );
+    let waited = times[2] - times[1];
+    assert!(
+        waited >= Duration::from_millis(950),
+        "Retry-After: 1 honoured, retried after {waited:?}"
+    );
+    assert_eq!(edge.metric("edge_spans_exported_total", ""), 2.0);
+    assert_eq!(edge.metric("edge_export_errors_total", ""), 2.0);
+}
+
+#[test]
 fn sigterm_flushes_the_spans_still_queued() {
     let rt = runtime();
     let (upstream, collector) = (Upstream::start(&rt), Collector::start(&rt));

@@ -2,6 +2,8 @@
 
 use bytes::Buf;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic_types::StatusExt;
+use trace_core::export::Delivery;
 
 use crate::config::Export;
 
@@ -49,27 +51,48 @@ impl Decoder for DiscardDecoder {
     }
 }
 
-/// One unary `Export` call.
+/// One unary `Export` call: how it ended, and a readable error when it failed.
 pub async fn export(
     channel: tonic::transport::Channel,
     body: bytes::Bytes,
     settings: &Export,
-) -> Result<(), String> {
+) -> (Delivery, Option<String>) {
     let mut client = tonic::client::Grpc::new(channel);
-    client.ready().await.map_err(|e| format!("grpc: {e}"))?;
+    if let Err(e) = client.ready().await {
+        return (Delivery::NoResponse, Some(format!("grpc: {e}")));
+    }
     let mut request = tonic::Request::new(body);
     for (name, value) in &settings.headers {
-        let key = tonic::metadata::MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes())
-            .map_err(|e| format!("export.headers: {name}: {e}"))?;
-        let value = value
-            .parse()
-            .map_err(|_| format!("export.headers: {name}: invalid value"))?;
+        // Checked when the configuration was validated; a header that still does not fit
+        // gRPC metadata is left out rather than failing every export.
+        let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()),
+            value.parse(),
+        ) else {
+            continue;
+        };
         request.metadata_mut().insert(key, value);
     }
     let path = http::uri::PathAndQuery::from_static(EXPORT_PATH);
-    client
-        .unary(request, path, RawCodec)
-        .await
-        .map(|_| ())
-        .map_err(|status| format!("grpc: {status}"))
+    match client.unary(request, path, RawCodec).await {
+        Ok(_) => (
+            Delivery::Grpc {
+                code: tonic::Code::Ok as i32,
+                retry_info_ms: None,
+            },
+            None,
+        ),
+        Err(status) => {
+            // The server's RetryInfo, when it sent one, is its throttling hint.
+            let retry_info_ms = status
+                .get_details_retry_info()
+                .and_then(|info| info.retry_delay)
+                .map(|delay| u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
+            let delivery = Delivery::Grpc {
+                code: status.code() as i32,
+                retry_info_ms,
+            };
+            (delivery, Some(format!("grpc: {status}")))
+        }
+    }
 }

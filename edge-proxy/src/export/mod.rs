@@ -1,6 +1,7 @@
 //! Span export: a bounded queue the proxy never waits on, and a background service that sends
-//! batches over OTLP/HTTP or OTLP/gRPC (or prints them when no collector is configured),
-//! retries with backoff, counts what it drops, and flushes on shutdown.
+//! batches over OTLP/HTTP or OTLP/gRPC (or prints them when no collector is configured) and
+//! flushes on shutdown. What is held, when a batch is due, what is retried after how long and
+//! what is dropped is trace-core's export policy (`trace_core::export`); this module is its I/O.
 
 mod grpc;
 mod queue;
@@ -12,13 +13,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use trace_core::export::verdict::retry_after_ms;
+use trace_core::export::{Backoff, BufferLimits, Delivery, Dispatch, DropReason, Settled, Verdict};
 use trace_core::otlp::{CONTENT_TYPE, TRACES_PATH, encode_request_from_entries};
 use trace_core::semconv;
 use trace_core::span::{KeyValue, Resource, Scope, Span};
 
-use self::queue::{Batch, Encoding, Queue};
+use self::queue::{Encoding, Queue};
 use crate::config::{Export, Protocol};
-use crate::metrics::{EXPORT_ERRORS, SPANS_DROPPED, SPANS_EXPORTED};
+use crate::metrics::{EXPORT_ERRORS, SPANS_DROPPED};
 
 /// The proxy's handle on the queue.
 ///
@@ -95,8 +98,8 @@ pub struct Exporter {
     sender: Arc<Sender>,
 }
 
-/// A queue and its exporter.
-pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
+/// The span pipeline: the proxy's sink, and the exporter service that drains it.
+pub fn pipeline(settings: &Export) -> Result<(SpanSink, Exporter), String> {
     let timeout = Duration::from_millis(settings.timeout_ms);
     let transport = match (&settings.endpoint, settings.protocol) {
         (None, _) => Transport::Terminal,
@@ -151,8 +154,16 @@ pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
     };
     let queue = Arc::new(Queue::new(
         encoding,
-        settings.batch_size,
-        settings.queue_size,
+        BufferLimits {
+            batch_spans: settings.batch_size,
+            capacity_spans: settings.queue_size,
+            flush_interval_ms: settings.flush_interval_ms,
+            // One request at a time: the exporter is one task, and a slow collector is better
+            // met by backing off than by more connections.
+            max_in_flight: 1,
+            max_retries: settings.max_retries,
+            backoff: Backoff::default(),
+        },
     ));
     let exporter = Exporter {
         queue: queue.clone(),
@@ -166,43 +177,42 @@ pub fn channel(settings: &Export) -> Result<(SpanSink, Exporter), String> {
 }
 
 impl Sender {
-    /// Sends one batch, retrying with backoff; counts the outcome.
-    async fn export(&self, batch: &Batch) {
-        let count = batch.spans as u64;
+    /// One attempt at sending `dispatch`; failures are counted and logged here, and what they
+    /// mean is the export policy's verdict.
+    async fn attempt(&self, dispatch: &Dispatch) -> Verdict {
+        let batch = &dispatch.batch;
         if let Transport::Terminal = self.transport {
             // The terminal is best effort: a closed stdout must not stop the exporter.
-            let _ = std::io::stdout().lock().write_all(&batch.bytes);
-            return;
+            let _ = std::io::stdout().lock().write_all(&batch.entries);
+            return Verdict::Accepted;
         }
-        let mut body = Vec::with_capacity(batch.bytes.len() + 256);
-        encode_request_from_entries(&self.resource, &Scope::default(), &batch.bytes, &mut body);
-        // Shared, so a retry does not copy the batch.
-        let body = bytes::Bytes::from(body);
-        let mut backoff = Duration::from_millis(100);
-        for attempt in 0..=self.settings.max_retries {
-            match self.send(body.clone()).await {
-                Ok(()) => {
-                    SPANS_EXPORTED.inc_by(count);
-                    return;
-                }
-                Err(error) => {
-                    EXPORT_ERRORS.inc();
-                    tracing::warn!(attempt, %error, spans = count, "span export failed");
-                }
-            }
-            if attempt < self.settings.max_retries {
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
+        let mut body = Vec::with_capacity(batch.entries.len() + 256);
+        encode_request_from_entries(&self.resource, &Scope::default(), &batch.entries, &mut body);
+        let (delivery, error) = self.send(bytes::Bytes::from(body)).await;
+        let verdict = delivery.verdict();
+        if verdict != Verdict::Accepted {
+            EXPORT_ERRORS.inc();
+            tracing::warn!(
+                attempt = dispatch.failures + 1,
+                error = %error.unwrap_or_default(),
+                ?verdict,
+                spans = batch.spans,
+                "span export failed"
+            );
         }
-        SPANS_DROPPED
-            .with_label_values(&["export_failed"])
-            .inc_by(count);
+        verdict
     }
 
-    async fn send(&self, body: bytes::Bytes) -> Result<(), String> {
+    /// Sends one request: how it ended, and a readable error when it failed.
+    async fn send(&self, body: bytes::Bytes) -> (Delivery, Option<String>) {
         match &self.transport {
-            Transport::Terminal => Ok(()),
+            Transport::Terminal => (
+                Delivery::Http {
+                    status: 200,
+                    retry_after_ms: None,
+                },
+                None,
+            ),
             Transport::Http {
                 url,
                 headers,
@@ -210,34 +220,75 @@ impl Sender {
                 client,
             } => {
                 let client = {
-                    let mut cached = client
-                        .lock()
-                        .map_err(|_| "http client lock poisoned".to_owned())?;
+                    let Ok(mut cached) = client.lock() else {
+                        return (
+                            Delivery::NoResponse,
+                            Some("http client lock poisoned".into()),
+                        );
+                    };
                     match &*cached {
                         Some(client) => client.clone(),
-                        None => cached.insert(http_client(headers, *timeout)?).clone(),
+                        None => match http_client(headers, *timeout) {
+                            Ok(built) => cached.insert(built).clone(),
+                            Err(e) => return (Delivery::NoResponse, Some(e)),
+                        },
                     }
                 };
-                let response = client
+                let sent = client
                     .post(url)
                     .header(http::header::CONTENT_TYPE, CONTENT_TYPE)
                     .body(body)
                     .send()
-                    .await
-                    .map_err(|e| format!("{url}: {e}"))?;
-                match response.status() {
-                    status if status.is_success() => Ok(()),
-                    status => Err(format!("{url}: HTTP {status}")),
+                    .await;
+                match sent {
+                    Err(e) => (Delivery::NoResponse, Some(format!("{url}: {e}"))),
+                    Ok(response) => {
+                        let status = response.status();
+                        let retry_after_ms = response
+                            .headers()
+                            .get(http::header::RETRY_AFTER)
+                            .and_then(|v| retry_after_ms(v.as_bytes()));
+                        let delivery = Delivery::Http {
+                            status: status.as_u16(),
+                            retry_after_ms,
+                        };
+                        let error = (!status.is_success()).then(|| format!("{url}: HTTP {status}"));
+                        (delivery, error)
+                    }
                 }
             }
             Transport::Grpc { endpoint, channel } => {
-                let channel = channel
-                    .lock()
-                    .map_err(|_| "grpc channel lock poisoned".to_owned())?
-                    .get_or_insert_with(|| endpoint.connect_lazy())
-                    .clone();
+                let channel = match channel.lock() {
+                    Ok(mut channel) => channel
+                        .get_or_insert_with(|| endpoint.connect_lazy())
+                        .clone(),
+                    Err(_) => {
+                        return (
+                            Delivery::NoResponse,
+                            Some("grpc channel lock poisoned".into()),
+                        );
+                    }
+                };
                 grpc::export(channel, body, &self.settings).await
             }
+        }
+    }
+}
+
+/// Sends every batch that is due until none is. The batch being sent stays in `in_flight`, so
+/// that a caller whose future is dropped mid-send still has it.
+async fn send_due(queue: &Queue, sender: &Sender, in_flight: &mut Option<Dispatch>) {
+    while let Some(dispatch) = queue.next_dispatch() {
+        let dispatch = in_flight.insert(dispatch);
+        let verdict = sender.attempt(dispatch).await;
+        if let Some(dispatch) = in_flight.take()
+            && let Settled::Dropped(spans, reason) = queue.settle(dispatch, verdict)
+        {
+            tracing::warn!(
+                spans,
+                reason = reason.as_str(),
+                "spans dropped: export gave up"
+            );
         }
     }
 }
@@ -248,63 +299,74 @@ impl Sender {
 struct Pending {
     queue: Arc<Queue>,
     /// Sent again at shutdown if its export was cut short: at least once, not at most once.
-    in_flight: Option<Batch>,
+    in_flight: Option<Dispatch>,
     sender: Arc<Sender>,
-}
-
-impl Pending {
-    /// Exports `batch`, keeping it for the final flush until it is done.
-    async fn export(&mut self, batch: Batch) {
-        let spans = batch.spans;
-        let batch = self.in_flight.insert(batch);
-        self.sender.export(batch).await;
-        self.in_flight = None;
-        self.queue.release(spans);
-    }
 }
 
 impl Drop for Pending {
     fn drop(&mut self) {
         // Spans that arrive after this are counted as dropped at shutdown.
-        let mut batches = self.queue.close();
-        batches.extend(self.in_flight.take());
-        let count: usize = batches.iter().map(|batch| batch.spans).sum();
+        self.queue.close();
+        if let Some(cut_short) = self.in_flight.take() {
+            self.queue.requeue(cut_short);
+        }
+        let count = self.queue.held();
         if count == 0 {
             return;
         }
-        let sender = self.sender.clone();
+        let (queue, sender) = (self.queue.clone(), self.sender.clone());
         let settings = &sender.settings;
-        let budget =
-            settings.timeout_ms * (u64::from(settings.max_retries) + 1) * batches.len() as u64;
+        let batches = count.div_ceil(settings.batch_size.max(1)) as u64;
+        // Every attempt of every batch may time out, with a backoff of at most a second between.
+        let budget = Duration::from_millis(
+            (settings.timeout_ms + 1000) * (u64::from(settings.max_retries) + 1) * batches,
+        );
         let (done, finished) = std::sync::mpsc::channel();
         // Its own thread and runtime: this may run inside the runtime being shut down.
         let flush = std::thread::Builder::new()
             .name("span-flush".into())
             .spawn(move || {
                 sender.transport.forget_connections();
-                if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
-                {
-                    runtime.block_on(async {
-                        for batch in &batches {
-                            sender.export(batch).await;
+                else {
+                    return;
+                };
+                let mut in_flight = None;
+                // The timer is made inside the runtime: it needs the runtime's clock.
+                let flushed = runtime.block_on(async {
+                    tokio::time::timeout(budget, async {
+                        loop {
+                            send_due(&queue, &sender, &mut in_flight).await;
+                            match queue.next_due_ms() {
+                                Some(due) => tokio::time::sleep_until(queue.instant(due)).await,
+                                None => break,
+                            }
                         }
-                    });
-                    let _ = done.send(());
+                    })
+                    .await
+                });
+                if let Some(cut_short) = in_flight.take() {
+                    queue.requeue(cut_short);
                 }
+                let _ = done.send((flushed.is_ok(), queue.discard()));
             });
-        let flushed = flush.is_ok()
-            && finished
-                .recv_timeout(Duration::from_millis(budget + 500))
-                .is_ok();
-        if flushed {
-            tracing::info!(spans = count, "span exporter flushed on shutdown");
-        } else {
-            SPANS_DROPPED
-                .with_label_values(&["shutdown"])
-                .inc_by(count as u64);
-            tracing::warn!(spans = count, "span exporter could not flush on shutdown");
+        let finished = flush.ok().and_then(|_| {
+            finished
+                .recv_timeout(budget + Duration::from_millis(500))
+                .ok()
+        });
+        match finished {
+            Some((true, _)) => tracing::info!(spans = count, "span exporter flushed on shutdown"),
+            Some((false, lost)) => tracing::warn!(
+                spans = lost,
+                "span exporter could not flush everything on shutdown: spans dropped"
+            ),
+            None => {
+                let lost = self.queue.discard();
+                tracing::warn!(spans = lost, "span exporter could not flush on shutdown");
+            }
         }
     }
 }
@@ -321,44 +383,54 @@ impl BackgroundService for Exporter {
             in_flight: None,
             sender: self.sender.clone(),
         };
-        let mut queue_full = DropReport::default();
-        let mut deadline = tokio::time::Instant::now() + interval;
+        let mut drops = DropReport::default();
         loop {
-            let on_time = tokio::select! {
-                () = self.queue.batch_ready() => false,
-                () = tokio::time::sleep_until(deadline) => true,
-            };
-            // Full batches, and on the interval whatever else is queued.
-            while let Some(batch) = self.queue.take_full() {
-                pending.export(batch).await;
+            send_due(&pending.queue, &pending.sender, &mut pending.in_flight).await;
+            drops.report();
+            // A partial batch does not wake the exporter, so it looks again at least once per
+            // flush interval.
+            let latest = tokio::time::Instant::now() + interval;
+            let wake = self
+                .queue
+                .next_due_ms()
+                .map_or(latest, |due| self.queue.instant(due).min(latest));
+            tokio::select! {
+                () = self.queue.batch_ready() => {}
+                () = tokio::time::sleep_until(wake) => {}
             }
-            if on_time {
-                if let Some(batch) = self.queue.take_open() {
-                    pending.export(batch).await;
-                }
-                deadline = tokio::time::Instant::now() + interval;
-            }
-            queue_full.report();
         }
     }
 }
 
-/// Logs spans dropped on a full queue, at most once per batch or flush interval rather than
+/// Logs spans refused by a full queue, at most once per batch or flush interval rather than
 /// once per span.
 #[derive(Default)]
 struct DropReport {
-    reported: u64,
+    queue_full: u64,
+    retry_backlog: u64,
 }
 
 impl DropReport {
     fn report(&mut self) {
-        let dropped = SPANS_DROPPED.with_label_values(&["queue_full"]).get();
-        if dropped > self.reported {
+        let full = SPANS_DROPPED
+            .with_label_values(&[DropReason::QueueFull.as_str()])
+            .get();
+        if full > self.queue_full {
             tracing::warn!(
-                spans = dropped - self.reported,
+                spans = full - self.queue_full,
                 "export queue full: spans dropped since the last report (export.queue_size, or a slow collector)"
             );
-            self.reported = dropped;
+            self.queue_full = full;
+        }
+        let backlog = SPANS_DROPPED
+            .with_label_values(&[DropReason::RetryBacklog.as_str()])
+            .get();
+        if backlog > self.retry_backlog {
+            tracing::warn!(
+                spans = backlog - self.retry_backlog,
+                "export queue full of batches waiting to be retried: spans dropped since the last report (the collector is failing)"
+            );
+            self.retry_backlog = backlog;
         }
     }
 }

@@ -1,4 +1,6 @@
-//! The bounded export queue, holding spans already encoded.
+//! The bounded export queue, holding spans already encoded, shared by the proxy's workers and
+//! the exporter. What it holds, when a batch is due and what a failure means are trace-core's
+//! export policy ([`SpanBuffer`]); this module only adds the lock, the wake-up and the counters.
 //!
 //! A span is encoded the moment it finishes, on the worker thread that built it, and only its
 //! bytes are queued. Its allocations are freed by the thread that made them, and nothing per
@@ -6,15 +8,18 @@
 //! interval.
 
 use std::cell::RefCell;
-use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 use prometheus::IntCounter;
 use tokio::sync::Notify;
+use trace_core::export::{
+    Admission, BufferLimits, Dispatch, DropReason, Settled, SpanBuffer, Verdict,
+};
 use trace_core::otlp::encode_span_entry;
 use trace_core::span::{Span, SpanKind, StatusCode, Value};
 
-use crate::metrics::SPANS_DROPPED;
+use crate::metrics::{SPANS_DROPPED, SPANS_EXPORTED};
 
 thread_local! {
     /// Where a span is encoded before the queue's lock is taken, reused span after span.
@@ -30,52 +35,39 @@ pub enum Encoding {
     Lines,
 }
 
-/// Spans encoded one after another.
-#[derive(Default)]
-pub struct Batch {
-    /// The encoded spans.
-    pub bytes: Vec<u8>,
-    /// How many.
-    pub spans: usize,
-}
-
 /// The queue shared by the proxy's workers and the exporter.
 pub struct Queue {
     encoding: Encoding,
-    batch_size: usize,
-    /// Spans queued or being exported, at most.
-    capacity: usize,
-    state: Mutex<State>,
+    buffer: Mutex<SpanBuffer>,
+    /// The queue's clock: milliseconds since it was made.
+    epoch: Instant,
     /// Wakes the exporter when a batch is full.
     batch_ready: Notify,
-    dropped_queue_full: IntCounter,
-    dropped_shutdown: IntCounter,
-}
-
-#[derive(Default)]
-struct State {
-    /// The batch spans are added to.
-    open: Batch,
-    /// Full batches waiting for the exporter.
-    full: VecDeque<Batch>,
-    /// Spans in `open`, in `full` and being exported.
-    held: usize,
-    /// Set once the exporter has taken its final flush.
-    closed: bool,
+    /// One counter per drop reason, in [`DropReason::ALL`] order, prepared once.
+    dropped: [IntCounter; DropReason::ALL.len()],
 }
 
 impl Queue {
-    /// An empty queue holding at most `capacity` spans, handed over `batch_size` at a time.
-    pub fn new(encoding: Encoding, batch_size: usize, capacity: usize) -> Self {
+    /// An empty queue with these bounds.
+    pub fn new(encoding: Encoding, limits: BufferLimits) -> Self {
         Self {
             encoding,
-            batch_size,
-            capacity,
-            state: Mutex::new(State::default()),
+            buffer: Mutex::new(SpanBuffer::new(limits, 0)),
+            epoch: Instant::now(),
             batch_ready: Notify::new(),
-            dropped_queue_full: SPANS_DROPPED.with_label_values(&["queue_full"]),
-            dropped_shutdown: SPANS_DROPPED.with_label_values(&["shutdown"]),
+            dropped: DropReason::ALL
+                .map(|reason| SPANS_DROPPED.with_label_values(&[reason.as_str()])),
         }
+    }
+
+    /// Milliseconds on the queue's clock.
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The queue's clock at `ms`.
+    pub fn instant(&self, ms: u64) -> tokio::time::Instant {
+        (self.epoch + std::time::Duration::from_millis(ms)).into()
     }
 
     /// Encodes a finished span and queues it; a full or closed queue drops it and counts it.
@@ -91,23 +83,11 @@ impl Queue {
                 }
             }
             drop(span);
-            let mut state = self.lock();
-            if state.closed {
-                self.dropped_shutdown.inc();
-                return;
-            }
-            if state.held >= self.capacity {
-                self.dropped_queue_full.inc();
-                return;
-            }
-            state.held += 1;
-            state.open.bytes.extend_from_slice(&scratch);
-            state.open.spans += 1;
-            if state.open.spans >= self.batch_size {
-                let full = std::mem::take(&mut state.open);
-                state.full.push_back(full);
-                drop(state);
-                self.batch_ready.notify_one();
+            let admission = self.lock().push(&scratch);
+            match admission {
+                Admission::Held => {}
+                Admission::BatchFull => self.batch_ready.notify_one(),
+                Admission::Dropped(reason) => self.count_dropped(reason, 1),
             }
         });
     }
@@ -117,40 +97,68 @@ impl Queue {
         self.batch_ready.notified().await;
     }
 
-    /// The oldest full batch.
-    pub fn take_full(&self) -> Option<Batch> {
-        self.lock().full.pop_front()
+    /// The next batch due now.
+    pub fn next_dispatch(&self) -> Option<Dispatch> {
+        let now = self.now_ms();
+        self.lock().next_dispatch(now)
     }
 
-    /// The batch being filled, if it holds any span.
-    pub fn take_open(&self) -> Option<Batch> {
-        let mut state = self.lock();
-        (state.open.spans > 0).then(|| std::mem::take(&mut state.open))
+    /// When the next batch will be due, on the queue's clock.
+    pub fn next_due_ms(&self) -> Option<u64> {
+        self.lock().next_due_ms()
     }
 
-    /// Frees the room of `spans` spans that were exported, or given up on.
-    pub fn release(&self, spans: usize) {
-        let mut state = self.lock();
-        state.held = state.held.saturating_sub(spans);
-    }
-
-    /// Closes the queue and returns everything in it. Spans submitted afterwards are dropped
-    /// and counted as dropped at shutdown.
-    pub fn close(&self) -> Vec<Batch> {
-        let mut state = self.lock();
-        state.closed = true;
-        let open = std::mem::take(&mut state.open);
-        let mut batches: Vec<Batch> = state.full.drain(..).collect();
-        if open.spans > 0 {
-            batches.push(open);
+    /// Takes back a sent batch with the verdict on its attempt, and counts the outcome.
+    pub fn settle(&self, dispatch: Dispatch, verdict: Verdict) -> Settled {
+        let now = self.now_ms();
+        let settled = self
+            .lock()
+            .settle(dispatch, verdict, now, fastrand::u64(..));
+        match settled {
+            Settled::Exported(spans) => SPANS_EXPORTED.inc_by(spans as u64),
+            Settled::Dropped(spans, reason) => self.count_dropped(reason, spans),
+            Settled::Retrying { .. } => {}
         }
-        batches
+        settled
     }
 
-    /// A panic elsewhere cannot leave the state half-written: every change above is complete
+    /// Takes back a batch whose attempt was cut short; it is sent again first.
+    pub fn requeue(&self, dispatch: Dispatch) {
+        self.lock().requeue(dispatch);
+    }
+
+    /// Stops taking spans and makes everything held due at once. Spans submitted afterwards
+    /// are dropped and counted as dropped at shutdown.
+    pub fn close(&self) {
+        self.lock().close();
+    }
+
+    /// Spans held, including the batch being sent.
+    pub fn held(&self) -> usize {
+        self.lock().held()
+    }
+
+    /// Drops and counts everything still held outside a batch being sent.
+    pub fn discard(&self) -> usize {
+        let spans = self.lock().discard();
+        self.count_dropped(DropReason::Shutdown, spans);
+        spans
+    }
+
+    fn count_dropped(&self, reason: DropReason, spans: usize) {
+        if let Some(counter) = DropReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.dropped.get(i))
+        {
+            counter.inc_by(spans as u64);
+        }
+    }
+
+    /// A panic elsewhere cannot leave the buffer half-written: every change is complete
     /// before the guard drops, so a poisoned lock is still safe to use.
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, SpanBuffer> {
+        self.buffer.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -194,6 +202,7 @@ fn readable(span: &Span) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use trace_core::export::Backoff;
 
     fn span() -> Span {
         Span {
@@ -202,43 +211,66 @@ mod tests {
         }
     }
 
+    fn limits(batch_spans: usize, capacity_spans: usize) -> BufferLimits {
+        BufferLimits {
+            batch_spans,
+            capacity_spans,
+            flush_interval_ms: 60_000,
+            max_in_flight: 1,
+            max_retries: 0,
+            backoff: Backoff::default(),
+        }
+    }
+
+    fn dropped(reason: DropReason) -> u64 {
+        SPANS_DROPPED.with_label_values(&[reason.as_str()]).get()
+    }
+
     #[test]
-    fn batches_fill_in_order_and_the_bound_counts_drops() {
-        let queue = Queue::new(Encoding::Lines, 2, 3);
-        let dropped = queue.dropped_queue_full.get();
+    fn full_batches_are_handed_over_and_the_bound_counts_drops() {
+        let queue = Queue::new(Encoding::Lines, limits(2, 3));
+        let before = dropped(DropReason::QueueFull);
         for _ in 0..4 {
             queue.submit(span());
         }
-        assert_eq!(queue.dropped_queue_full.get() - dropped, 1);
-        let full = queue.take_full().unwrap();
-        assert_eq!(full.spans, 2);
-        assert_eq!(full.bytes.iter().filter(|&&b| b == b'\n').count(), 2);
-        assert!(queue.take_full().is_none());
-        assert_eq!(queue.take_open().unwrap().spans, 1);
-        assert!(queue.take_open().is_none());
-        // Nothing is released yet, so the queue is still full.
+        assert_eq!(dropped(DropReason::QueueFull) - before, 1);
+        let full = queue.next_dispatch().unwrap();
+        assert_eq!(full.batch.spans, 2);
+        assert_eq!(
+            full.batch.entries.iter().filter(|&&b| b == b'\n').count(),
+            2
+        );
+        assert!(
+            queue.next_dispatch().is_none(),
+            "one in flight, and the interval is long"
+        );
         queue.submit(span());
-        assert_eq!(queue.dropped_queue_full.get() - dropped, 2);
-        queue.release(3);
+        assert_eq!(
+            dropped(DropReason::QueueFull) - before,
+            2,
+            "in flight holds room"
+        );
+        queue.settle(full, Verdict::Accepted);
+        queue.close();
+        let rest = queue.next_dispatch().unwrap();
+        assert_eq!(rest.batch.spans, 1, "closing makes the partial batch due");
+        let shutdown = dropped(DropReason::Shutdown);
         queue.submit(span());
-        assert_eq!(queue.dropped_queue_full.get() - dropped, 2);
-        assert_eq!(queue.close().len(), 1);
-        let shutdown = queue.dropped_shutdown.get();
-        queue.submit(span());
-        assert_eq!(queue.dropped_shutdown.get() - shutdown, 1);
+        assert_eq!(dropped(DropReason::Shutdown) - shutdown, 1);
+        queue.settle(rest, Verdict::Rejected);
     }
 
     #[test]
     fn otlp_entries_decode_as_spans() {
-        let queue = Queue::new(Encoding::Otlp, 2, 10);
+        let queue = Queue::new(Encoding::Otlp, limits(2, 10));
         queue.submit(span());
         queue.submit(span());
-        let batch = queue.take_full().unwrap();
+        let dispatch = queue.next_dispatch().unwrap();
         let mut body = Vec::new();
         trace_core::otlp::encode_request_from_entries(
             &Default::default(),
             &Default::default(),
-            &batch.bytes,
+            &dispatch.batch.entries,
             &mut body,
         );
         let request = trace_core::otlp::decode_request(&body).unwrap();

@@ -166,7 +166,24 @@ impl Collector {
         (Self::serve(rt, Some(hang.clone())), hang)
     }
 
+    /// Like [`Collector::start`], but the first exports are answered from `script`, one
+    /// `(status, Retry-After)` each, and not recorded; later ones are accepted. The time each
+    /// export arrived is kept in `arrivals`.
+    pub fn scripted(rt: &Runtime, script: Vec<(u16, Option<&'static str>)>) -> (Self, Arrivals) {
+        let arrivals = Arrivals::default();
+        let collector = Self::serve_with(
+            rt,
+            None,
+            Some((Arc::new(Mutex::new(script)), arrivals.clone())),
+        );
+        (collector, arrivals)
+    }
+
     fn serve(rt: &Runtime, hang: Option<Hang>) -> Self {
+        Self::serve_with(rt, hang, None)
+    }
+
+    fn serve_with(rt: &Runtime, hang: Option<Hang>, script: Option<(Script, Arrivals)>) -> Self {
         let spans = Arc::new(Mutex::new(Vec::new()));
         let received = spans.clone();
         let server = Server::start(
@@ -190,6 +207,21 @@ impl Collector {
                     });
                     return Response::new(Full::new(Bytes::new()));
                 }
+                if let Some((script, arrivals)) = &script {
+                    arrivals.0.lock().unwrap().push(Instant::now());
+                    let mut script = script.lock().unwrap();
+                    if !script.is_empty() {
+                        let (status, retry_after) = script.remove(0);
+                        let mut response = Response::new(Full::new(Bytes::new()));
+                        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+                        if let Some(delay) = retry_after {
+                            response
+                                .headers_mut()
+                                .insert("retry-after", delay.parse().unwrap());
+                        }
+                        return response;
+                    }
+                }
                 let request = decode_request(&body).expect("OTLP protobuf");
                 let mut received = received.lock().unwrap();
                 for rs in request.resource_spans {
@@ -211,6 +243,20 @@ impl Collector {
     /// Waits until at least `n` spans arrived (10 s at most) and returns all of them.
     pub fn wait_for(&self, n: usize) -> Vec<Span> {
         wait_for_spans(&self.spans, n)
+    }
+}
+
+/// The answers a [`Collector::scripted`] still has to give.
+type Script = Arc<Mutex<Vec<(u16, Option<&'static str>)>>>;
+
+/// When each export reached a [`Collector::scripted`].
+#[derive(Clone, Default)]
+pub struct Arrivals(pub Arc<Mutex<Vec<Instant>>>);
+
+impl Arrivals {
+    /// The arrival times so far.
+    pub fn times(&self) -> Vec<Instant> {
+        self.0.lock().unwrap().clone()
     }
 }
 
