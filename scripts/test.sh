@@ -18,6 +18,9 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "hash_seed vectors regenerate identically from the independent Python implementation"
 python3 trace-core/tests/data/hash_seed_vectors.py | diff -u trace-core/tests/data/hash_seed_vectors.txt -
 
+step "proportional-sampling threshold vectors regenerate identically from the independent Python implementation"
+python3 trace-core/tests/data/threshold_vectors.py | diff -u trace-core/tests/data/threshold_vectors.txt -
+
 step "unit, integration, property and benchmark-smoke tests"
 cargo test --workspace --all-targets
 

@@ -92,7 +92,9 @@ pub fn fixed32(buf: &mut Vec<u8>, field: u32, value: u32) {
 }
 
 /// An embedded message written by `body`, in one pass: a one-byte length is reserved and
-/// widened afterwards in the rare case the body is 128 bytes or more.
+/// widened afterwards when the body is 128 bytes or more. Small messages (attributes, events,
+/// links, the resource) fit the byte; a span body and a whole request are usually longer, and
+/// pay one move of their bytes instead of a second pass to size them.
 pub fn message(buf: &mut Vec<u8>, field: u32, body: impl FnOnce(&mut Vec<u8>)) {
     key(buf, field, LEN);
     let len_at = buf.len();
