@@ -17,6 +17,15 @@ pub trait HeaderSource {
     /// Calls `f` with each value of header `name` (given in lowercase; match it without regard to
     /// case), in the order they arrived.
     fn for_each_value<'a>(&'a self, name: &str, f: &mut dyn FnMut(&'a [u8]));
+
+    /// Calls `f(i, value)` with each value of every header named `names[i]`, each name's values
+    /// in the order they arrived. The default asks for one name after the other; a source that
+    /// holds a plain list reads it once instead.
+    fn for_each_value_of<'a>(&'a self, names: &[&str], f: &mut dyn FnMut(usize, &'a [u8])) {
+        for (i, name) in names.iter().enumerate() {
+            self.for_each_value(name, &mut |value| f(i, value));
+        }
+    }
 }
 
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for [(K, V)] {
@@ -24,6 +33,15 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for [(K, V)] {
         for (key, value) in self {
             if key.as_ref().eq_ignore_ascii_case(name) {
                 f(value.as_ref());
+            }
+        }
+    }
+
+    fn for_each_value_of<'a>(&'a self, names: &[&str], f: &mut dyn FnMut(usize, &'a [u8])) {
+        for (key, value) in self {
+            let key = key.as_ref();
+            if let Some(i) = names.iter().position(|name| key.eq_ignore_ascii_case(name)) {
+                f(i, value.as_ref());
             }
         }
     }
@@ -79,9 +97,18 @@ pub struct Incoming {
 /// Reads the caller's context.
 pub fn extract<H: HeaderSource + ?Sized>(headers: &H) -> Incoming {
     let mut problem = None;
-    match first_value(headers, w3c::TRACEPARENT) {
+    // traceparent and tracestate in one pass: W3C is the common case.
+    let mut w3c_values = [(None, 0usize); 2];
+    headers.for_each_value_of(&[w3c::TRACEPARENT, w3c::TRACESTATE], &mut |i, value| {
+        if let Some((first, count)) = w3c_values.get_mut(i) {
+            first.get_or_insert(value);
+            *count += 1;
+        }
+    });
+    let [traceparent, tracestate] = w3c_values;
+    match traceparent {
         (Some(value), 1) => match TraceParent::parse(value) {
-            Ok(parent) => return from_w3c(headers, parent),
+            Ok(parent) => return from_w3c(headers, parent, tracestate),
             Err(error) => problem = Some(Problem::TraceParent(error)),
         },
         (Some(_), _) => problem = Some(Problem::TraceParent(TraceParentError::Duplicated)),
@@ -157,9 +184,14 @@ fn multi_headers<H: HeaderSource + ?Sized>(
     }
 }
 
-fn from_w3c<H: HeaderSource + ?Sized>(headers: &H, parent: TraceParent) -> Incoming {
+/// The caller's W3C context; `tracestate` is its first value and how many arrived.
+fn from_w3c<'a, H: HeaderSource + ?Sized>(
+    headers: &'a H,
+    parent: TraceParent,
+    tracestate: (Option<&'a [u8]>, usize),
+) -> Incoming {
     // One tracestate header is the common case; only repeated ones are collected.
-    let parsed = match first_value(headers, w3c::TRACESTATE) {
+    let parsed = match tracestate {
         (None, _) => Ok(TraceState::default()),
         (Some(value), 1) => TraceState::parse(value),
         (Some(_), _) => {
@@ -292,5 +324,54 @@ pub fn inject(
         for (name, value) in b3.multi_headers() {
             set(name, &value);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A source that only answers by name, so it reads through the default
+    /// `for_each_value_of`.
+    struct ByName<'a>(&'a [(&'a str, &'a str)]);
+
+    impl HeaderSource for ByName<'_> {
+        fn for_each_value<'a>(&'a self, name: &str, f: &mut dyn FnMut(&'a [u8])) {
+            self.0.for_each_value(name, f);
+        }
+    }
+
+    #[test]
+    fn one_pass_and_name_by_name_read_the_same_context() {
+        const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let cases: [&[(&str, &str)]; 5] = [
+            &[
+                ("Host", "a"),
+                ("TraceParent", PARENT),
+                ("tracestate", "a=1"),
+            ],
+            &[
+                ("tracestate", "a=1"),
+                ("traceparent", PARENT),
+                ("TRACESTATE", "b=2"),
+            ],
+            &[("traceparent", PARENT), ("traceparent", PARENT)],
+            &[("tracestate", "a=1")],
+            &[
+                ("traceparent", "00-bad"),
+                ("b3", "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1"),
+            ],
+        ];
+        for headers in cases {
+            assert_eq!(extract(headers), extract(&ByName(headers)), "{headers:?}");
+        }
+        let both = extract(cases[1]);
+        assert_eq!(
+            both.parent
+                .map(|p| p.trace_state.as_str().to_owned())
+                .as_deref(),
+            Some("a=1,b=2"),
+            "every tracestate value, in order"
+        );
     }
 }
