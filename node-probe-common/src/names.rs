@@ -1,0 +1,55 @@
+//! The names and sizes the eBPF object and the agent must agree on.
+//!
+//! aya-ebpf takes a map's or program's name from the Rust item (`#[map] static EVENTS`,
+//! `#[classifier] fn tap_ingress`), and its attribute accepts only a literal, so the eBPF crate
+//! spells each name once as an identifier. The agent looks every name up through these constants;
+//! its test that loads the built object and finds each of [`MAP_NAMES`] and [`PROGRAM_NAMES`] is
+//! what catches a rename on one side only.
+
+/// The ring buffer of [`PacketEvent`](crate::PacketEvent)s, kernel to agent.
+pub const EVENTS: &str = "EVENTS";
+/// The LRU hash of tracked connections: [`FlowKey`](crate::FlowKey) to
+/// [`FlowState`](crate::FlowState).
+pub const FLOWS: &str = "FLOWS";
+/// The per-CPU array of `u64` counters, indexed by [`Counter`](crate::Counter).
+pub const COUNTERS: &str = "COUNTERS";
+/// Every map name, for the agent's check that the object defines each one.
+pub const MAP_NAMES: [&str; 3] = [EVENTS, FLOWS, COUNTERS];
+
+/// The TC program attached to tap ingress: what the workload transmits.
+pub const TAP_INGRESS: &str = "tap_ingress";
+/// The TC program attached to tap egress: what the workload receives.
+pub const TAP_EGRESS: &str = "tap_egress";
+/// Every program name, for the agent's check that the object defines each one.
+pub const PROGRAM_NAMES: [&str; 2] = [TAP_INGRESS, TAP_EGRESS];
+
+/// Bytes of payload copied into each event.
+///
+/// 192 holds a request line and the first headers a client writes: curl's `GET` with `Host`,
+/// `User-Agent`, `Accept` and a `traceparent` is about 150 bytes, and a status line with
+/// `Content-Length` well under 100. A `traceparent` further down (behind a proxy's
+/// `x-forwarded-*` and `x-request-id`) is missed; the span then takes its parent from the
+/// sidecar's 4-tuple instead, and the agent counts the cut. The event stays at 336 bytes
+/// (`size_of::<PacketEvent>()`), so the ring holds about 6,000 of them.
+pub const PREFIX_LEN: usize = 192;
+
+/// Size of the [`EVENTS`] ring in bytes (a power of two, as the kernel requires).
+///
+/// 2 MiB holds about 6,000 events (336 bytes plus the ring's 8-byte record header): 150 ms at
+/// 20,000 requests/s with a request and a response event each, which covers the agent being
+/// descheduled for a while on a busy 2-core host before an event is lost.
+pub const EVENTS_BYTES: u32 = 1 << 21;
+
+/// Entries of the [`FLOWS`] LRU hash.
+///
+/// A core server's microVMs hold at most a few thousand connections each through their
+/// sidecars' pools; 65,536 entries (about 10 MiB of kernel memory with the hash's own overhead)
+/// keeps every live one. An evicted connection loses only its response-end timing until its
+/// next message start re-creates the entry.
+pub const FLOWS_ENTRIES: u32 = 65_536;
+
+/// Continuation events emitted after a message start whose head the start's packet did not
+/// finish (see [`FlowState::observe`](crate::FlowState::observe)). Three continuations of
+/// [`PREFIX_LEN`] bytes bring a head split into small segments (a client that writes the
+/// request line and each header separately) to 768 bytes.
+pub const CONTINUATIONS: u8 = 3;
