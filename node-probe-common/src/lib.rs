@@ -33,8 +33,11 @@
 //!    [`EventHeader::new`] into its `header`, submit, count [`Counter::EventsEmitted`].
 //!
 //! Everything here is `#[inline(always)]` where the kernel calls it, loads are of constant
-//! size, there are no loops and no recursion, and the largest stack value is the 192-byte
-//! prefix load, within the 512-byte stack. The maps: [`EVENTS`] a ring buffer of
+//! size, there are no loops and no recursion. The BPF stack is 512 bytes: the prefix goes
+//! straight from the packet into the reserved entry ([`Packet::load_into`]), so the largest
+//! values on the stack are the 144-byte [`EventHeader`] and the [`FlowState`] inserted for a
+//! new connection; a program built exactly as above used 312 bytes and passed the verifier.
+//! The maps: [`EVENTS`] a ring buffer of
 //! [`EVENTS_BYTES`], [`FLOWS`] an LRU hash of [`FLOWS_ENTRIES`] `FlowKey → FlowState`,
 //! [`COUNTERS`] a per-CPU array of [`Counter::COUNT`] `u64` (no atomics on bpf).
 //!
