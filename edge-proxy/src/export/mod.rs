@@ -15,7 +15,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use trace_core::export::verdict::retry_after_ms;
 use trace_core::export::{Backoff, BufferLimits, Delivery, Dispatch, DropReason, Settled, Verdict};
-use trace_core::otlp::{CONTENT_TYPE, TRACES_PATH, encode_request_from_entries};
+use trace_core::otlp::{CONTENT_TYPE, encode_request_from_entries};
 use trace_core::semconv;
 use trace_core::span::{KeyValue, Resource, Scope, Span};
 
@@ -101,9 +101,9 @@ pub struct Exporter {
 /// The span pipeline: the proxy's sink, and the exporter service that drains it.
 pub fn pipeline(settings: &Export) -> Result<(SpanSink, Exporter), String> {
     let timeout = Duration::from_millis(settings.timeout_ms);
-    let transport = match (&settings.endpoint, settings.protocol) {
+    let transport = match (settings.traces_url(), settings.protocol) {
         (None, _) => Transport::Terminal,
-        (Some(endpoint), Protocol::HttpProtobuf) => {
+        (Some(url), Protocol::HttpProtobuf) => {
             let mut headers = http::HeaderMap::new();
             for (name, value) in &settings.headers {
                 let name = http::HeaderName::from_bytes(name.as_bytes())
@@ -114,12 +114,6 @@ pub fn pipeline(settings: &Export) -> Result<(SpanSink, Exporter), String> {
             }
             // Built once here so that a client that cannot be built is refused at start.
             let client = Mutex::new(Some(http_client(&headers, timeout)?));
-            let base = endpoint.trim_end_matches('/');
-            let url = if base.ends_with(TRACES_PATH) {
-                base.to_owned()
-            } else {
-                format!("{base}{TRACES_PATH}")
-            };
             Transport::Http {
                 url,
                 headers,
@@ -127,8 +121,8 @@ pub fn pipeline(settings: &Export) -> Result<(SpanSink, Exporter), String> {
                 client,
             }
         }
-        (Some(endpoint), Protocol::Grpc) => {
-            let endpoint = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        (Some(target), Protocol::Grpc) => {
+            let endpoint = tonic::transport::Endpoint::from_shared(target)
                 .map_err(|e| format!("export.endpoint: {e}"))?
                 .timeout(timeout)
                 .connect_timeout(timeout);
