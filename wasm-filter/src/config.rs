@@ -51,7 +51,8 @@ pub struct FilterConfig {
     pub without_context: WithoutContext,
     /// Sampling of traces that start here.
     pub sampling: SamplingConfig,
-    /// B3 formats to write besides W3C (the caller's own format is always written back).
+    /// Formats to write: W3C unless `trace_context` is false, B3 when asked (the caller's own
+    /// format is always written back).
     pub propagation: Formats,
     /// Requests to pass byte for byte unchanged, besides SigV4-signed ones.
     pub no_touch: NoTouch,
