@@ -1,4 +1,21 @@
-//! End-to-end tests across the real Threadline parts.
+//! Test infrastructure across the real Threadline parts.
 //!
-//! None yet: they arrive with the edge proxy, the filter and the probe.
+//! - [`netns`]: network namespaces that delete themselves ([`Netns`]), and veth pairs with
+//!   one end inside one ([`Veth`]): the node probe's fast topology.
+//! - [`microvm`]: a real guest with its own kernel, booted by QEMU on a tap device inside a
+//!   namespace of its own ([`MicroVm`]), running the project's workload server. The host sees
+//!   its traffic on the tap device alone, as it sees a Firecracker microVM's.
+//!
+//! Both need root. Where root, QEMU or the guest image is missing they return an [`Error`]
+//! that says which; [`or_skip`] turns that into a printed skip, or into a failure when CI
+//! sets `THREADLINE_REQUIRE_MICROVM=1`.
 #![forbid(unsafe_code)]
+
+mod command;
+pub mod error;
+pub mod microvm;
+pub mod netns;
+
+pub use error::{Error, or_skip};
+pub use microvm::{MicroVm, MicroVmOptions};
+pub use netns::{Netns, Veth};
