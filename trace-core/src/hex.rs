@@ -37,17 +37,17 @@ pub fn decode<const N: usize>(src: &[u8]) -> Option<[u8; N]> {
         return None;
     }
     let mut out = [0u8; N];
-    let mut valid = true;
-    let mut words = src.chunks_exact(8);
-    let mut outputs = out.chunks_exact_mut(4);
-    for (word, output) in words.by_ref().zip(outputs.by_ref()) {
-        let digits: [u8; 8] = word.try_into().unwrap_or([0; 8]);
-        let (bytes, word_valid) = decode_word(digits);
-        output.copy_from_slice(&bytes);
-        valid &= word_valid;
+    // Every word's invalid lanes are gathered and checked once: no branch per word.
+    let mut invalid = 0u64;
+    let words = N / 4;
+    for k in 0..words {
+        let digits: [u8; 8] = src.get(8 * k..8 * k + 8)?.try_into().ok()?;
+        let (bytes, bad) = decode_word(digits);
+        out.get_mut(4 * k..4 * k + 4)?.copy_from_slice(&bytes);
+        invalid |= bad;
     }
-    decode_pairs(words.remainder(), outputs.into_remainder())?;
-    valid.then_some(out)
+    decode_pairs(src.get(8 * words..)?, out.get_mut(4 * words..)?)?;
+    (invalid == 0).then_some(out)
 }
 
 /// The same rule byte pair by byte pair, through the table: the reference for [`decode8`].
@@ -82,17 +82,19 @@ const fn at_least(word: u64, bound: u8) -> u64 {
 /// Decodes 8 lowercase hex digits into 4 bytes with 64-bit arithmetic (SWAR).
 #[inline]
 pub fn decode8(digits: [u8; 8]) -> Option<[u8; 4]> {
-    let (bytes, valid) = decode_word(digits);
-    valid.then_some(bytes)
+    let (bytes, bad) = decode_word(digits);
+    (bad == 0).then_some(bytes)
 }
 
-/// [`decode8`] without the branch: the bytes, and whether every digit was valid.
+/// [`decode8`] without the branch: the bytes, and a mask whose high bit is set in each lane
+/// that was not a lowercase hex digit (zero when all were).
 #[inline]
-fn decode_word(digits: [u8; 8]) -> ([u8; 4], bool) {
+fn decode_word(digits: [u8; 8]) -> ([u8; 4], u64) {
     let word = u64::from_le_bytes(digits);
     let digit = at_least(word, b'0') & !at_least(word, b'9' + 1);
     let letter = at_least(word, b'a') & !at_least(word, b'f' + 1);
-    let valid = word & HIGH == 0 && (digit | letter) == HIGH;
+    // A lane with its own high bit set is no ASCII at all; otherwise it must be one of the two.
+    let bad = (word & HIGH) | ((digit | letter) ^ HIGH);
     // '0'..'9' keep their low nibble; 'a'..'f' have low nibbles 1..6, so add 9.
     let nibbles = (word & (ONES * 0x0f)) + (letter >> 7) * 9;
     // Lane k holds the k-th digit; output byte j is digit 2j (high) and digit 2j+1 (low).
@@ -101,7 +103,7 @@ fn decode_word(digits: [u8; 8]) -> ([u8; 4], bool) {
     let pairs = (even << 4) | odd;
     let pairs = (pairs | (pairs >> 8)) & 0x0000_ffff_0000_ffff;
     let pairs = (pairs | (pairs >> 16)) & 0xffff_ffff;
-    ((pairs as u32).to_le_bytes(), valid)
+    ((pairs as u32).to_le_bytes(), bad)
 }
 
 /// Encodes 4 bytes as 8 lowercase hex digits with 64-bit arithmetic (SWAR).

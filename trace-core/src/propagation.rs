@@ -31,7 +31,7 @@ pub trait HeaderSource {
 impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for [(K, V)] {
     fn for_each_value<'a>(&'a self, name: &str, f: &mut dyn FnMut(&'a [u8])) {
         for (key, value) in self {
-            if key.as_ref().eq_ignore_ascii_case(name) {
+            if is_named(key.as_ref(), name) {
                 f(value.as_ref());
             }
         }
@@ -40,11 +40,19 @@ impl<K: AsRef<str>, V: AsRef<[u8]>> HeaderSource for [(K, V)] {
     fn for_each_value_of<'a>(&'a self, names: &[&str], f: &mut dyn FnMut(usize, &'a [u8])) {
         for (key, value) in self {
             let key = key.as_ref();
-            if let Some(i) = names.iter().position(|name| key.eq_ignore_ascii_case(name)) {
+            if let Some(i) = names.iter().position(|name| is_named(key, name)) {
                 f(i, value.as_ref());
             }
         }
     }
+}
+
+/// Whether header `key` is `name` (lowercase), without regard to case. Names arrive lowercase
+/// from HTTP/2 and from Envoy, so a plain comparison settles nearly every header; the
+/// case-folding one runs only for a key of the same length that differs.
+#[inline]
+fn is_named(key: &str, name: &str) -> bool {
+    key.len() == name.len() && (key == name || key.eq_ignore_ascii_case(name))
 }
 
 /// A propagation format.
