@@ -1,4 +1,36 @@
-//! The node agent that attaches TC programs to microVM tap devices and relays spans.
+//! # node-probe
 //!
-//! Not implemented yet: this crate reserves its place in the workspace. It does nothing.
-#![forbid(unsafe_code)]
+//! The node agent. The TC programs on each microVM's tap device (`node-probe-ebpf`) report
+//! HTTP/1.x message starts and connection events; this crate turns them into black-box spans,
+//! finds each span's parent, and relays them with the sidecars' own spans to the collector:
+//!
+//! - [`exchange`]: events to request/response exchanges per connection, and exchanges to spans;
+//! - [`clock`]: kernel `CLOCK_MONOTONIC` times to wall-clock times;
+//! - [`receiver`]: the local OTLP receiver (HTTP/protobuf and gRPC) the sidecars export to;
+//! - [`join`]: each black-box span's parent (header, 4-tuple, the VM's in-flight span, none);
+//! - [`relay`]: sampling, batching and retries to the collector, through trace-core's export
+//!   policy;
+//! - [`artifact`]: the filter artifact served to the sidecars, with its sha256;
+//! - [`config`], [`metrics`], [`admin`], [`agent`]: running it.
+//!
+//! Everything here but the kernel layer builds and tests without the kernel.
+
+// The kernel layer needs `unsafe` for aya's aligned object bytes; it allows it in its own
+// module, with a SAFETY comment per block. Nothing else may.
+#![deny(unsafe_code)]
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+pub mod clock;
+pub mod exchange;
+pub mod metrics;
+
+#[cfg(test)]
+mod testing;
