@@ -30,6 +30,7 @@
 
 pub mod clock;
 pub mod exchange;
+pub mod join;
 pub mod metrics;
 
 #[cfg(test)]

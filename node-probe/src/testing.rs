@@ -39,7 +39,6 @@ impl Tcp {
         }
     }
 
-    #[allow(dead_code, reason = "for the join's tests")]
     pub fn key(&self) -> FlowKey {
         FlowKey {
             workload_addr: mapped(self.workload.0),
