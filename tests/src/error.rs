@@ -1,5 +1,6 @@
 //! What can stop a namespace or a microVM from being had, and what a test does about it.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 /// The variable CI sets so that an unavailable namespace or microVM fails a test instead of
@@ -90,7 +91,12 @@ pub fn or_skip<T>(result: Result<T, Error>) -> Option<T> {
     match result {
         Ok(value) => Some(value),
         Err(error) if error.is_unavailable() && !required() => {
-            eprintln!("SKIPPED: {error} (set {REQUIRE_ENV}=1 to make this a failure)");
+            // Straight to stderr, past the test harness's capture, so the skip shows in a
+            // normal run and not only under --nocapture.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED: {error} (set {REQUIRE_ENV}=1 to make this a failure)"
+            );
             None
         }
         Err(error) => panic!("{error}"),

@@ -55,7 +55,19 @@ fn a_namespace_is_deleted_when_the_test_panics() {
     assert!(outcome.is_err());
     assert!(!name.is_empty());
     assert!(!netns_exists(&name).unwrap(), "{name} survived a panic");
-    let status = left_running.unwrap().wait().unwrap();
+    let mut left_running = left_running.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = left_running.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            left_running.kill().unwrap();
+            left_running.wait().unwrap();
+            panic!("the process inside the namespace was left running");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
     assert_eq!(
         std::os::unix::process::ExitStatusExt::signal(&status),
         Some(9),
