@@ -67,4 +67,7 @@ log "published artifacts/threadline-filter.wasm ($(stat -c %s artifacts/threadli
 log "building node-probe-ebpf for bpfel-unknown-none"
 "${BPF_CARGO[@]}" build --release -p node-probe-ebpf "${BPF_BUILD_ARGS[@]}"
 
+log "building the microVM guest (Debian kernel, virtio modules, busybox, the workload)"
+scripts/microvm.sh
+
 log "done"
