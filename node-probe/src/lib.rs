@@ -4,6 +4,8 @@
 //! HTTP/1.x message starts and connection events; this crate turns them into black-box spans,
 //! finds each span's parent, and relays them with the sidecars' own spans to the collector:
 //!
+//! - [`kernel`]: the TC programs loaded, attached to the tap devices as they come and go, and
+//!   their events and counters read;
 //! - [`exchange`]: events to request/response exchanges per connection, and exchanges to spans;
 //! - [`clock`]: kernel `CLOCK_MONOTONIC` times to wall-clock times;
 //! - [`receiver`]: the local OTLP receiver (HTTP/protobuf and gRPC) the sidecars export to;
@@ -15,8 +17,9 @@
 //!
 //! Everything here but the kernel layer builds and tests without the kernel.
 
-// The kernel layer needs `unsafe` for aya's aligned object bytes; it allows it in its own
-// module, with a SAFETY comment per block. Nothing else may.
+// The kernel layer registers its two file descriptors (the ring buffer, the netlink socket)
+// with tokio, which takes `unsafe` (`AsyncFd::register`); it allows it at those two calls, each
+// with a SAFETY comment. Nothing else may.
 #![deny(unsafe_code)]
 #![cfg_attr(
     not(test),
@@ -32,6 +35,7 @@ pub mod clock;
 pub mod exchange;
 pub mod join;
 pub mod metrics;
+pub mod relay;
 
 #[cfg(test)]
 mod testing;
