@@ -98,7 +98,7 @@ impl Decision {
 
 /// Which root sampler to use.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum SamplingMode {
     /// The Collector's `hash_seed` mode (the default: agents and Collectors that share a seed
@@ -124,7 +124,7 @@ pub enum SamplingMode {
 /// precision = 4           # proportional mode: significant hex digits of `th`
 /// ```
 #[derive(Clone, Copy, PartialEq, Debug)]
-#[cfg_attr(feature = "serde", derive(serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize, serde::Serialize))]
 #[cfg_attr(feature = "serde", serde(deny_unknown_fields, default))]
 pub struct SamplingConfig {
     /// The root sampler.
