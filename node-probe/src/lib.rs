@@ -34,8 +34,8 @@
 pub mod clock;
 pub mod exchange;
 pub mod join;
+pub mod kernel;
 pub mod metrics;
-pub mod relay;
 
 #[cfg(test)]
 mod testing;
