@@ -36,6 +36,7 @@ pub mod exchange;
 pub mod join;
 pub mod kernel;
 pub mod metrics;
+pub mod relay;
 
 #[cfg(test)]
 mod testing;
