@@ -86,6 +86,28 @@ impl ExportCallouts {
     pub fn held(&self) -> usize {
         self.buffer.held()
     }
+
+    /// Whether nothing is held or in flight.
+    pub fn is_empty(&self) -> bool {
+        self.buffer.is_empty()
+    }
+
+    /// Stops taking spans and makes the partial batch due at once.
+    pub fn close(&mut self) {
+        self.buffer.close();
+    }
+
+    /// Gives up on everything held, in flight too; how many spans that was.
+    pub fn abandon_all(&mut self) -> usize {
+        let mut lost = self.buffer.discard();
+        for (_, dispatch) in core::mem::take(&mut self.in_flight) {
+            if let Settled::Dropped(spans, _) = self.buffer.abandon(dispatch, DropReason::Shutdown)
+            {
+                lost += spans;
+            }
+        }
+        lost
+    }
 }
 
 #[cfg(test)]

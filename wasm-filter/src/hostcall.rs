@@ -64,7 +64,18 @@ unsafe extern "C" {
     fn proxy_define_metric(kind: u32, name: *const u8, name_size: usize, id: *mut u32) -> u32;
     fn proxy_increment_metric(id: u32, offset: i64) -> u32;
     fn proxy_set_tick_period_milliseconds(period: u32) -> u32;
+    fn proxy_get_buffer_bytes(
+        buffer: u32,
+        start: usize,
+        max_size: usize,
+        data: *mut *mut u8,
+        size: *mut usize,
+    ) -> u32;
+    fn proxy_done() -> u32;
 }
+
+/// The plugin configuration buffer, numbered as in the ABI.
+const PLUGIN_CONFIGURATION: u32 = 7;
 
 #[link(wasm_import_module = "wasi_snapshot_preview1")]
 unsafe extern "C" {
@@ -210,5 +221,30 @@ pub fn random_u64() -> Result<u64, Status> {
         Ok(u64::from_le_bytes(bytes))
     } else {
         Err(Status(u32::from(errno)))
+    }
+}
+
+/// The plugin configuration. An absent one (NOT_FOUND) is empty: `{}` is the default.
+pub fn plugin_configuration() -> Result<Vec<u8>, Status> {
+    let (mut data, mut size) = (null_mut(), 0usize);
+    // SAFETY: the out pointers are valid for writes.
+    let status = unsafe {
+        proxy_get_buffer_bytes(PLUGIN_CONFIGURATION, 0, usize::MAX, &mut data, &mut size)
+    };
+    match status {
+        OK => Ok(take(data, size)),
+        NOT_FOUND => Ok(Vec::new()),
+        other => Err(Status(other)),
+    }
+}
+
+/// Tells the host that the current context, which answered `false` to `on_done`, is done.
+pub fn done() -> Result<(), Status> {
+    // SAFETY: no arguments.
+    let status = unsafe { proxy_done() };
+    if status == OK {
+        Ok(())
+    } else {
+        Err(Status(status))
     }
 }

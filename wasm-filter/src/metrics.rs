@@ -21,10 +21,12 @@ pub enum Counter {
     ExportFailures,
     /// Incoming trace headers that were malformed and ignored.
     TraceHeadersIgnored,
+    /// Plugin configurations refused; the plugin then passes requests through untraced.
+    ConfigErrors,
 }
 
 /// How many counters there are.
-const COUNTERS: usize = 4 + DropReason::ALL.len();
+const COUNTERS: usize = 5 + DropReason::ALL.len();
 
 impl Counter {
     const ALL: [Counter; COUNTERS] = [
@@ -32,6 +34,7 @@ impl Counter {
         Counter::SpansDropped,
         Counter::ExportFailures,
         Counter::TraceHeadersIgnored,
+        Counter::ConfigErrors,
         Counter::SpansDroppedBecause(DropReason::ALL[0]),
         Counter::SpansDroppedBecause(DropReason::ALL[1]),
         Counter::SpansDroppedBecause(DropReason::ALL[2]),
@@ -53,12 +56,13 @@ impl Counter {
             },
             Counter::ExportFailures => "threadline_export_failures",
             Counter::TraceHeadersIgnored => "threadline_trace_headers_ignored",
+            Counter::ConfigErrors => "threadline_config_errors",
         }
     }
 }
 
 /// The defined counters of this plugin.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, Copy)]
 pub struct Metrics {
     ids: [Option<u32>; COUNTERS],
 }

@@ -1,6 +1,12 @@
-//! The root context: one per plugin and worker. It reads the configuration once, owns the
-//! worker's ID generator and exporter, and sends batches on its tick. Requests never wait
-//! for an export.
+//! The root context: one per plugin configuration and worker. It reads the configuration once,
+//! owns the worker's state, and sends batches on its tick. Requests never wait for an export.
+//!
+//! Envoy starts a new root for a changed configuration and ends the old one with `on_done`:
+//! the old root then flushes everything it holds at once, answers `false` while spans are held
+//! or exports are out, and calls `proxy_done` when empty, or when [`DRAIN_DEADLINE_MS`] has
+//! passed, counting what is left as dropped. A configuration the filter refuses does not fail
+//! the plugin's load (Envoy would reject the whole listener update): it is logged with its
+//! field, counted, and every request passes through untouched and untraced.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -10,7 +16,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
 use trace_core::IdGenerator;
 use trace_core::export::verdict::retry_after_ms;
-use trace_core::export::{Delivery, Settled};
+use trace_core::export::{Delivery, DropReason, Settled};
 use trace_core::otlp::{CONTENT_TYPE, encode_request_from_entries};
 use trace_core::semconv;
 use trace_core::span::{KeyValue, Resource, Scope};
@@ -26,23 +32,40 @@ use crate::worker::Worker;
 /// How often the root looks at its queue; a full batch waits at most this long.
 pub const TICK_MS: u32 = 100;
 
+/// How long a root that Envoy is ending keeps flushing before it gives up on what is left.
+pub const DRAIN_DEADLINE_MS: u64 = 10_000;
+
 /// The root context.
 pub struct Root {
     worker: Option<Rc<RefCell<Worker>>>,
+    /// Defined once, on the first configuration, valid or not.
+    metrics: Option<Metrics>,
+    /// Set by `on_done`: when the drain gives up.
+    draining_until_ms: Option<u64>,
 }
 
 impl Root {
     /// A root that serves nothing until configured.
     pub fn new() -> Self {
-        Self { worker: None }
+        Self {
+            worker: None,
+            metrics: None,
+            draining_until_ms: None,
+        }
     }
 
     fn configure(&mut self, bytes: &[u8]) -> bool {
+        let metrics = *self.metrics.get_or_insert_with(Metrics::define);
         let mut settings = match Settings::from_json(bytes) {
             Ok(settings) => settings,
             Err(error) => {
-                log::error!("threadline: invalid configuration: {error}");
-                return false;
+                // Refusing would fail the plugin's load, and Envoy would reject the listener
+                // update with it: traffic matters more than its traces.
+                log::error!(
+                    "threadline: invalid configuration, requests pass through untraced: {error}"
+                );
+                metrics.add(Counter::ConfigErrors, 1);
+                return true;
             }
         };
         if settings.tags_from_node_metadata {
@@ -50,10 +73,11 @@ impl Root {
         }
         if let Err(status) = hostcall::set_tick_period(TICK_MS) {
             log::error!(
-                "threadline: cannot set the tick period: status {}",
+                "threadline: cannot set the tick period (status {}), requests pass through untraced",
                 status.0
             );
-            return false;
+            metrics.add(Counter::ConfigErrors, 1);
+            return true;
         }
         let resource = Resource {
             attributes: vec![KeyValue::new(
@@ -81,7 +105,7 @@ impl Root {
                     resource,
                     ids: IdGenerator::from_seed(seed()),
                     exports,
-                    metrics: Metrics::define(),
+                    metrics,
                 })));
             }
         }
@@ -107,6 +131,8 @@ impl Root {
                 &mut body,
             );
             let collector = &worker.settings.collector;
+            // Through the SDK: its dispatcher maps the callout's token back to this root, and
+            // a response to a token it did not record panics inside it.
             let sent = self.dispatch_http_call(
                 &collector.cluster,
                 vec![
@@ -133,6 +159,37 @@ impl Root {
                     return;
                 }
             }
+        }
+    }
+}
+
+impl Root {
+    /// While Envoy ends this root: sends what is due, and says `proxy_done` once nothing is
+    /// held or the deadline has passed (what is left is then counted as dropped).
+    fn continue_drain(&self) {
+        let Some(until) = self.draining_until_ms else {
+            return;
+        };
+        self.flush();
+        let Some(worker) = &self.worker else {
+            let _ = hostcall::done();
+            return;
+        };
+        let mut worker = worker.borrow_mut();
+        let worker = &mut *worker;
+        let empty = worker.exports.is_empty();
+        if !empty && now_ms() < until {
+            return;
+        }
+        if !empty {
+            let lost = worker.exports.abandon_all();
+            log::warn!(
+                "threadline: {lost} spans dropped: the configuration ended before they were exported"
+            );
+            worker.metrics.dropped(DropReason::Shutdown, lost);
+        }
+        if let Err(status) = hostcall::done() {
+            log::warn!("threadline: proxy_done failed: status {}", status.0);
         }
     }
 }
@@ -207,8 +264,8 @@ impl Context for Root {
             },
             None => Delivery::NoResponse,
         };
-        let mut worker = worker.borrow_mut();
-        let worker = &mut *worker;
+        let mut guard = worker.borrow_mut();
+        let worker = &mut *guard;
         let random = worker.ids.random();
         let Some(settled) = worker.exports.completed(token, delivery, now_ms(), random) else {
             return;
@@ -218,17 +275,45 @@ impl Context for Root {
             worker.metrics.add(Counter::ExportFailures, 1);
         }
         record(&worker.metrics, settled);
+        drop(guard);
+        self.continue_drain();
+    }
+
+    fn on_done(&mut self) -> bool {
+        let Some(worker) = &self.worker else {
+            return true;
+        };
+        worker.borrow_mut().exports.close();
+        self.draining_until_ms = Some(now_ms().saturating_add(DRAIN_DEADLINE_MS));
+        self.flush();
+        worker.borrow().exports.is_empty()
     }
 }
 
 impl RootContext for Root {
     fn on_configure(&mut self, _: usize) -> bool {
-        let bytes = self.get_plugin_configuration().unwrap_or_default();
+        let bytes = match hostcall::plugin_configuration() {
+            Ok(bytes) => bytes,
+            Err(status) => {
+                log::error!(
+                    "threadline: plugin configuration unreadable (status {}), requests pass through untraced",
+                    status.0
+                );
+                self.metrics
+                    .get_or_insert_with(Metrics::define)
+                    .add(Counter::ConfigErrors, 1);
+                return true;
+            }
+        };
         self.configure(&bytes)
     }
 
     fn on_tick(&mut self) {
-        self.flush();
+        if self.draining_until_ms.is_some() {
+            self.continue_drain();
+        } else {
+            self.flush();
+        }
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {

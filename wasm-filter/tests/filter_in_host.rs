@@ -493,7 +493,7 @@ fn tags_come_from_node_metadata_when_not_configured() {
 }
 
 #[test]
-fn invalid_configurations_are_refused_and_the_log_names_the_field() {
+fn an_invalid_configuration_is_counted_and_named_and_requests_pass_untouched() {
     let cases = [
         (r#"{"batch": {"max_spans": 0}}"#, "batch.max_spans"),
         (r#"{"collector": {"cluster": ""}}"#, "collector.cluster"),
@@ -507,19 +507,76 @@ fn invalid_configurations_are_refused_and_the_log_names_the_field() {
         ("{not json", "configuration"),
     ];
     for (config, field) in cases {
-        let refused = match Harness::start(config) {
-            Ok(_) => panic!("{config} was accepted"),
-            Err(refused) => refused,
+        // Envoy would reject the whole listener update if the plugin refused to load.
+        let mut harness = match Harness::start(config) {
+            Ok(harness) => harness,
+            Err(_) => panic!("{config}: the plugin's load failed"),
         };
         assert!(
-            refused
-                .logs
+            harness
+                .log_lines()
                 .iter()
                 .any(|l| l.contains("invalid configuration") && l.contains(field)),
             "{config}: {:?}",
-            refused.logs
+            harness.log_lines()
         );
+        assert_eq!(harness.metric("threadline_config_errors"), 1, "{config}");
+        let parent = traceparent("01");
+        let incoming = Request::get("/users/7", &[("traceparent", &parent), ("b3", "1")]);
+        let before = incoming.pairs();
+        let (action, after) = harness.request(incoming);
+        assert_eq!(action, Action::Continue);
+        assert_eq!(after.pairs(), before, "{config}: headers untouched");
+        harness.tick_after_ms(5_000);
+        assert!(harness.take_callouts().is_empty(), "{config}: untraced");
     }
+}
+
+#[test]
+fn a_root_that_envoy_ends_flushes_at_once_and_says_done_when_empty() {
+    let mut harness = Harness::start("{}").expect("configured");
+    for _ in 0..3 {
+        harness.request(Request::get("/", &[]));
+    }
+    assert!(harness.take_callouts().is_empty(), "nothing due yet");
+    assert!(!harness.end_root(), "spans are held: not done yet");
+    let flushed = harness.take_callouts();
+    assert_eq!(flushed.len(), 1, "the partial batch goes at once");
+    assert_eq!(spans_of(&flushed[0]).len(), 3);
+    assert!(!harness.root_is_done(), "the export is still out");
+    harness.respond(&flushed[0], Some(200));
+    assert!(harness.root_is_done(), "proxy_done once nothing is held");
+    assert_eq!(harness.metric("threadline_spans_exported"), 3);
+    assert_eq!(harness.metric("threadline_spans_dropped"), 0);
+}
+
+#[test]
+fn an_ending_root_counts_what_its_deadline_leaves_as_dropped() {
+    let mut harness = Harness::start(r#"{"batch": {"max_retries": 10}}"#).expect("configured");
+    harness.request(Request::get("/", &[]));
+    harness.request(Request::get("/", &[]));
+    assert!(!harness.end_root());
+    let mut sent = harness.take_callouts();
+    // The collector keeps failing; the drain retries until its deadline, then gives up.
+    for _ in 0..200 {
+        for callout in sent.drain(..) {
+            harness.respond(&callout, Some(503));
+        }
+        if harness.root_is_done() {
+            break;
+        }
+        harness.tick_after_ms(100);
+        sent = harness.take_callouts();
+    }
+    assert!(harness.root_is_done(), "done by the deadline");
+    assert_eq!(harness.metric("threadline_spans_dropped_shutdown"), 2);
+    assert_eq!(harness.metric("threadline_spans_exported"), 0);
+}
+
+#[test]
+fn an_ending_root_without_spans_is_done_at_once() {
+    let mut harness = Harness::start("{}").expect("configured");
+    assert!(harness.end_root());
 }
 
 #[test]

@@ -4,14 +4,15 @@
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use proxy_wasm_host::abi::v0_2_1::types::{Action, LogLevel, MapType, MetricType, Status};
 use proxy_wasm_host::abi::v0_2_1::{
-    Access, Callback, CalloutId, Callouts, Clock, ContextId, Guest, GuestError, Host, HttpCall,
-    HttpCallRefusal, HttpCallResponse, Invocation, LogContext, LogSink, MetricId, PluginConfig,
-    SharedServices, StreamKind, StreamState, VmServices,
+    Access, Callback, CalloutId, Callouts, Clock, ContextId, ContextState, Guest, GuestError, Host,
+    HttpCall, HttpCallRefusal, HttpCallResponse, Invocation, LogContext, LogSink, MetricId,
+    PluginConfig, SharedServices, StreamKind, StreamState, VmServices,
 };
 use proxy_wasm_host::{Engine, HeaderMap, HeaderMapExt, Limits, Module, VecHeaderMap};
 
@@ -384,6 +385,7 @@ impl Harness {
         let wasm = std::fs::read(path).unwrap_or_else(|e| {
             panic!("{path}: {e}. Run ./scripts/setup.sh to build and publish it.")
         });
+        refuse_stale(path);
         let host_calls = Arc::new(HostCalls::default());
         let logs = Arc::new(Logs {
             lines: Mutex::default(),
@@ -474,6 +476,20 @@ impl Harness {
         std::mem::take(&mut *self.callouts.calls.lock().unwrap())
     }
 
+    /// Ends the root as Envoy ends one whose configuration changed: `on_done`, whose answer
+    /// says whether it is done at once.
+    pub fn end_root(&mut self) -> bool {
+        let root = self.root;
+        let done = self.guest.enter_root().on_done(root).expect("on_done runs");
+        assert!(!self.guest.is_poisoned(), "the filter trapped in on_done");
+        done
+    }
+
+    /// Whether the root has said `proxy_done` (or answered `true` to `on_done`).
+    pub fn root_is_done(&self) -> bool {
+        self.guest.context_state(self.root) == Some(ContextState::Done)
+    }
+
     /// Answers an export request with an HTTP status, or with a failure (reset) for `None`.
     pub fn respond(&mut self, callout: &Callout, status: Option<u16>) {
         self.respond_with(callout, status, &[]);
@@ -527,5 +543,38 @@ impl Harness {
         self.metrics
             .get(name)
             .unwrap_or_else(|| panic!("metric {name} was never defined"))
+    }
+}
+
+/// Refuses an artifact older than any source it is built from: a test of a stale build would
+/// pass or fail for code that is no longer there.
+fn refuse_stale(path: &str) {
+    let built = std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut dirs: Vec<PathBuf> = ["wasm-filter/src", "trace-core/src"]
+        .iter()
+        .map(|d| PathBuf::from(root).join(d))
+        .collect();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified())
+                && newest.as_ref().is_none_or(|(t, _)| modified > *t)
+            {
+                newest = Some((modified, path));
+            }
+        }
+    }
+    if let Some((modified, source)) = newest {
+        assert!(
+            modified <= built,
+            "{path} is older than {}: it is a stale build. Rebuild it with ./scripts/setup.sh",
+            source.display()
+        );
     }
 }
