@@ -40,10 +40,7 @@ fn main() {
             object.display()
         );
         if let Err(error) = fs::write(&embedded, []) {
-            println!(
-                "cargo:warning=cannot write {}: {error}",
-                embedded.display()
-            );
+            println!("cargo:warning=cannot write {}: {error}", embedded.display());
         }
     }
 }

@@ -129,14 +129,20 @@ impl fmt::Display for StartError {
             Self::NoTcx => f.write_str("TCX attachment was required, and it needs kernel 6.6"),
             Self::NoPatterns => f.write_str("no interface patterns: nothing to attach to"),
             Self::BadPattern(pattern) => {
-                write!(f, "interface pattern {pattern:?} can match no interface name")
+                write!(
+                    f,
+                    "interface pattern {pattern:?} can match no interface name"
+                )
             }
             Self::NoRuntime => {
                 f.write_str("the probe must be started inside a tokio runtime with I/O enabled")
             }
             Self::Load(error) => write!(f, "loading the eBPF object: {error}"),
             Self::Missing { kind, name } => {
-                write!(f, "the eBPF object has no {kind} {name}: rebuild it (scripts/setup.sh)")
+                write!(
+                    f,
+                    "the eBPF object has no {kind} {name}: rebuild it (scripts/setup.sh)"
+                )
             }
             Self::Map { name, error } => write!(f, "map {name}: {error}"),
             Self::Program { name, error } => {
@@ -474,8 +480,16 @@ mod tests {
             "built without the eBPF object: run scripts/setup.sh"
         );
         let missing = StartError::MissingCapabilities(vec!["CAP_BPF", "CAP_PERFMON"]);
-        assert!(missing.to_string().starts_with("missing capabilities: CAP_BPF, CAP_PERFMON"));
-        assert!(StartError::NoBtf.to_string().contains("/sys/kernel/btf/vmlinux"));
+        assert!(
+            missing
+                .to_string()
+                .starts_with("missing capabilities: CAP_BPF, CAP_PERFMON")
+        );
+        assert!(
+            StartError::NoBtf
+                .to_string()
+                .contains("/sys/kernel/btf/vmlinux")
+        );
     }
 
     #[test]
