@@ -310,7 +310,7 @@ impl Probe {
             patterns,
             Arc::clone(&stats),
         )));
-        resync(&attacher, &stats);
+        resync(&attacher);
 
         let (stop, stopped) = watch::channel(false);
         let reader = runtime.spawn(ring::run(ring, events, Arc::clone(&stats), stopped));
@@ -400,7 +400,7 @@ fn lock(attacher: &Mutex<Attacher>) -> MutexGuard<'_, Attacher> {
 }
 
 /// Lists the interfaces and brings the attachments in line.
-fn resync(attacher: &Mutex<Attacher>, stats: &Stats) {
+fn resync(attacher: &Mutex<Attacher>) {
     match nix::net::if_::if_nameindex() {
         Ok(interfaces) => {
             let interfaces: Vec<(u32, String)> = interfaces
@@ -411,7 +411,6 @@ fn resync(attacher: &Mutex<Attacher>, stats: &Stats) {
         }
         Err(error) => tracing::warn!(%error, "cannot list the interfaces"),
     }
-    stats.count(&stats.link_resyncs);
 }
 
 /// Applies link events as they arrive, until aborted.
@@ -426,13 +425,15 @@ async fn follow(mut socket: LinkSocket, attacher: Arc<Mutex<Attacher>>, stats: A
                     }
                 }
                 if datagram.resync {
-                    resync(&attacher, &stats);
+                    stats.count(&stats.link_resyncs);
+                    resync(&attacher);
                 }
             }
             Err(error) => {
                 tracing::warn!(%error, "reading link events failed; listing the interfaces");
                 tokio::time::sleep(RETRY_AFTER_SOCKET_ERROR).await;
-                resync(&attacher, &stats);
+                stats.count(&stats.link_resyncs);
+                resync(&attacher);
             }
         }
     }
@@ -471,6 +472,12 @@ mod tests {
         assert_eq!(map(FLOWS).value_size() as usize, size_of::<FlowState>());
         assert_eq!(map(COUNTERS).max_entries(), Counter::COUNT);
         assert_eq!(map(COUNTERS).value_size() as usize, size_of::<u64>());
+    }
+
+    #[test]
+    fn the_probe_can_be_shared_across_tasks() {
+        fn shared<T: Send + Sync>() {}
+        shared::<Probe>();
     }
 
     #[test]
