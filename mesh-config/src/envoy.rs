@@ -64,7 +64,7 @@ pub fn wasm_filter(plugin_json: &str, code: &Code<'_>, fail_open: FailOpenField)
         },
     });
     // Tracing never breaks the data path: a VM that fails lets requests through untraced.
-    // Envoy rejects a configuration that sets both fields, so exactly one is written.
+    // The deprecated `fail_open` and its successor are never set together.
     let (field, value) = match fail_open {
         FailOpenField::FailOpen => ("fail_open", json!(true)),
         FailOpenField::FailurePolicy => ("failure_policy", json!("FAIL_OPEN")),

@@ -22,7 +22,7 @@ pub fn config(checked: &Checked, core: &Located<CoreLocation>) -> String {
          # Values the agent must agree on with the edge and the filter:\n\
          #   datacenter = {datacenter:?}, location = {location:?}\n\
          #   collector = {endpoint:?}\n\
-         #   sampling: mode = {mode:?}, percentage = {percentage}, hash_seed = {seed}\n\
+         #   sampling: mode = {mode:?}, percentage = {percentage:?}, hash_seed = {seed}\n\
          #   sidecars export to port {port}; the filter artifact is served at {path:?}\n",
         location = core.location.name,
         name = site.name,
