@@ -97,7 +97,7 @@ pub use head::{
 };
 pub use names::{
     CONTINUATIONS, COUNTERS, EVENTS, EVENTS_BYTES, FLOWS, FLOWS_ENTRIES, MAP_NAMES, PREFIX_LEN,
-    PROGRAM_NAMES, TAP_EGRESS, TAP_INGRESS,
+    PROGRAM_NAMES, TAP_EGRESS, TAP_INGRESS, TC_PASS,
 };
 pub use packet::Packet;
 pub use seq::seq_after;

@@ -3,8 +3,8 @@
 //! aya-ebpf takes a map's or program's name from the Rust item (`#[map] static EVENTS`,
 //! `#[classifier] fn tap_ingress`), and its attribute accepts only a literal, so the eBPF crate
 //! spells each name once as an identifier. The agent looks every name up through these constants;
-//! its test that loads the built object and finds each of [`MAP_NAMES`] and [`PROGRAM_NAMES`] is
-//! what catches a rename on one side only.
+//! its test that loads the built object and finds each of [`MAP_NAMES`], [`PROGRAM_NAMES`] and
+//! [`TC_PASS`] is what catches a rename on one side only.
 
 /// The ring buffer of [`PacketEvent`](crate::PacketEvent)s, kernel to agent.
 pub const EVENTS: &str = "EVENTS";
@@ -20,8 +20,11 @@ pub const MAP_NAMES: [&str; 3] = [EVENTS, FLOWS, COUNTERS];
 pub const TAP_INGRESS: &str = "tap_ingress";
 /// The TC program attached to tap egress: what the workload receives.
 pub const TAP_EGRESS: &str = "tap_egress";
-/// Every program name, for the agent's check that the object defines each one.
+/// The programs the agent loads and attaches.
 pub const PROGRAM_NAMES: [&str; 2] = [TAP_INGRESS, TAP_EGRESS];
+/// The empty TC program that only passes the packet: the cost benchmark's baseline, built
+/// into the same object and never loaded by the agent.
+pub const TC_PASS: &str = "tc_pass";
 
 /// Bytes of payload copied into each event.
 ///

@@ -10,8 +10,9 @@
 //! capture), tested on the host; this crate only binds it to the kernel: the maps, the
 //! constant-size packet loads, the clock and the ring. Map and program names are the items'
 //! identifiers (aya's attributes take no constant), so they are spelled once here, and the
-//! agent's test that finds each of `node_probe_common::{MAP_NAMES, PROGRAM_NAMES}` in the built
-//! object catches a rename on one side only.
+//! agent's test that finds each of `node_probe_common::{MAP_NAMES, PROGRAM_NAMES, TC_PASS}` in
+//! the built object catches a rename on one side only. [`tc_pass`], the empty program, is the
+//! cost benchmark's baseline; the agent never loads it.
 //!
 //! Each program returns `TCX_NEXT` whatever happens: the packet is never altered or dropped,
 //! and the programs attached after ours still run.
@@ -63,6 +64,15 @@ fn tap_ingress(ctx: TcContext) -> i32 {
 #[classifier]
 fn tap_egress(ctx: TcContext) -> i32 {
     observe(&ctx, Direction::ToWorkload)
+}
+
+/// The benchmark's baseline, never attached by the agent: an empty TC program that only
+/// passes the packet, measured beside [`tap_ingress`] in the same run so that what the kernel's
+/// own accounting costs (`BPF_PROG_TEST_RUN`'s timer, `bpf_stats_enabled`'s clock reads) can be
+/// subtracted from the figures (node-probe/bench/tc_cost.sh).
+#[classifier]
+fn tc_pass(_ctx: TcContext) -> i32 {
+    TCX_NEXT
 }
 
 /// Runs [`try_observe`] and passes the packet whatever it returned, counting why it stopped.

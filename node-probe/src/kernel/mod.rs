@@ -442,7 +442,7 @@ async fn follow(mut socket: LinkSocket, attacher: Arc<Mutex<Attacher>>, stats: A
 #[cfg(test)]
 mod tests {
     use super::*;
-    use node_probe_common::{EVENTS_BYTES, FLOWS_ENTRIES};
+    use node_probe_common::{EVENTS_BYTES, FLOWS_ENTRIES, TC_PASS};
 
     /// The object the agent embeds defines every map and program under the names the
     /// common crate gives them, with the sizes it gives them: the check that the eBPF
@@ -457,6 +457,7 @@ mod tests {
         let mut programs: Vec<&str> = object.programs.keys().map(String::as_str).collect();
         programs.sort_unstable();
         let mut want = PROGRAM_NAMES.to_vec();
+        want.push(TC_PASS);
         want.sort_unstable();
         assert_eq!(programs, want);
         let mut maps: Vec<&str> = object.maps.keys().map(String::as_str).collect();
