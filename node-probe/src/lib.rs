@@ -31,11 +31,12 @@
     )
 )]
 
+pub mod artifact;
 pub mod clock;
 pub mod exchange;
 pub mod join;
-pub mod kernel;
 pub mod metrics;
+pub mod receiver;
 pub mod relay;
 
 #[cfg(test)]

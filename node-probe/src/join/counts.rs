@@ -37,8 +37,6 @@ impl Label for ParentSource {
 pub enum JoinCount {
     /// Sidecar spans with an upstream 4-tuple, indexed.
     Indexed,
-    /// Received spans without one (not black-box), not indexed.
-    NotIndexed,
     /// Indexed spans evicted before their time because the index was full.
     IndexFull,
     /// Black-box spans that waited for their sidecar span.
@@ -58,7 +56,6 @@ pub enum JoinCount {
 impl Label for JoinCount {
     const ALL: &'static [Self] = &[
         Self::Indexed,
-        Self::NotIndexed,
         Self::IndexFull,
         Self::Waited,
         Self::PendingFull,
@@ -71,7 +68,6 @@ impl Label for JoinCount {
     fn label(self) -> &'static str {
         match self {
             Self::Indexed => "indexed",
-            Self::NotIndexed => "not_indexed",
             Self::IndexFull => "index_full",
             Self::Waited => "waited",
             Self::PendingFull => "pending_full",

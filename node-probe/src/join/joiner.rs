@@ -16,7 +16,6 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use trace_core::otlp::proto::trace::v1::Span as ProtoSpan;
 use trace_core::sampling::Sampler;
 use trace_core::semconv::threadline;
 use trace_core::span::{Resource, Span, SpanKind};
@@ -212,14 +211,11 @@ impl Joiner {
         );
     }
 
-    /// Takes a span a sidecar exported, at monotonic time `now`: black-box spans waiting for
-    /// it are resolved into `out`, and it is indexed for those still to come.
-    pub fn add_sidecar(&mut self, span: &ProtoSpan, now: u64, out: &mut Vec<Resolved>) {
+    /// Takes a sidecar span that records its upstream 4-tuple ([`SidecarSpan::from_proto`]),
+    /// at monotonic time `now`: black-box spans waiting for it are resolved into `out`, and it
+    /// is indexed for those still to come.
+    pub fn add_sidecar(&mut self, sidecar: SidecarSpan, now: u64, out: &mut Vec<Resolved>) {
         self.now = now;
-        let Some(sidecar) = SidecarSpan::from_proto(span) else {
-            self.counts.inc(JoinCount::NotIndexed);
-            return;
-        };
         self.counts.inc(JoinCount::Indexed);
         let slack = self.settings.slack_ns;
         if let Some(ids) = self.by_tuple.get_mut(&sidecar.tuple) {

@@ -114,7 +114,11 @@ fn the_header_comes_first_and_its_flag_decides() {
     let mut j = joiner();
     let tcp = Tcp::new(8080, 40_000);
     let mut out = Vec::new();
-    j.add_sidecar(&sidecar(&tcp, 1, 2, T0, T0 + 10 * MS), 0, &mut out);
+    j.add_sidecar(
+        SidecarSpan::from_proto(&sidecar(&tcp, 1, 2, T0, T0 + 10 * MS)).unwrap(),
+        0,
+        &mut out,
+    );
     let mut span = black_box(SpanKind::Server, &tcp, 3, T0 + MS, T0 + 2 * MS);
     let parent =
         TraceParent::parse(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00").unwrap();
@@ -141,7 +145,11 @@ fn a_sidecar_span_already_received_is_joined_at_once() {
     let mut j = joiner();
     let tcp = Tcp::new(8080, 40_001);
     let mut out = Vec::new();
-    j.add_sidecar(&sidecar(&tcp, 1, 2, T0, T0 + 10 * MS), 0, &mut out);
+    j.add_sidecar(
+        SidecarSpan::from_proto(&sidecar(&tcp, 1, 2, T0, T0 + 10 * MS)).unwrap(),
+        0,
+        &mut out,
+    );
     j.add_black_box(
         black_box(SpanKind::Server, &tcp, 3, T0 + MS, T0 + 9 * MS),
         0,
@@ -171,12 +179,16 @@ fn a_black_box_span_waits_within_the_window_for_its_sidecar_span() {
     assert!(out.is_empty(), "within the window");
     // Another connection's span does not match.
     j.add_sidecar(
-        &sidecar(&Tcp::new(8080, 40_999), 5, 5, T0, T0 + 10 * MS),
+        SidecarSpan::from_proto(&sidecar(&Tcp::new(8080, 40_999), 5, 5, T0, T0 + 10 * MS)).unwrap(),
         4 * SEC,
         &mut out,
     );
     assert!(out.is_empty());
-    j.add_sidecar(&sidecar(&tcp, 1, 2, T0, T0 + 10 * MS), 4 * SEC, &mut out);
+    j.add_sidecar(
+        SidecarSpan::from_proto(&sidecar(&tcp, 1, 2, T0, T0 + 10 * MS)).unwrap(),
+        4 * SEC,
+        &mut out,
+    );
     assert_eq!(out.len(), 1);
     assert_eq!(source(&out[0].span), Some(&Value::from("four_tuple")));
     assert_eq!(j.pending(), 0);
@@ -190,7 +202,11 @@ fn the_window_must_cover_the_exchange_and_late_joins_are_counted() {
     let tcp = Tcp::new(8080, 40_003);
     let mut out = Vec::new();
     // The sidecar's previous request on the same keep-alive connection.
-    j.add_sidecar(&sidecar(&tcp, 1, 1, T0, T0 + 10 * MS), 0, &mut out);
+    j.add_sidecar(
+        SidecarSpan::from_proto(&sidecar(&tcp, 1, 1, T0, T0 + 10 * MS)).unwrap(),
+        0,
+        &mut out,
+    );
     j.add_black_box(
         black_box(SpanKind::Server, &tcp, 3, T0 + 50 * MS, T0 + 60 * MS),
         0,
@@ -205,7 +221,7 @@ fn the_window_must_cover_the_exchange_and_late_joins_are_counted() {
     assert!(span.context.flags.is_random());
     // Its own sidecar span, too late.
     j.add_sidecar(
-        &sidecar(&tcp, 2, 2, T0 + 40 * MS, T0 + 70 * MS),
+        SidecarSpan::from_proto(&sidecar(&tcp, 2, 2, T0 + 40 * MS, T0 + 70 * MS)).unwrap(),
         6 * SEC,
         &mut out,
     );
@@ -218,14 +234,18 @@ fn the_innermost_covering_span_is_the_parent() {
     let mut j = joiner();
     let tcp = Tcp::new(8080, 40_004);
     let mut out = Vec::new();
-    j.add_sidecar(&sidecar(&tcp, 1, 1, T0, T0 + 100 * MS), 0, &mut out);
     j.add_sidecar(
-        &sidecar(&tcp, 1, 2, T0 + 20 * MS, T0 + 30 * MS),
+        SidecarSpan::from_proto(&sidecar(&tcp, 1, 1, T0, T0 + 100 * MS)).unwrap(),
         0,
         &mut out,
     );
     j.add_sidecar(
-        &sidecar(&tcp, 1, 3, T0 + 40 * MS, T0 + 50 * MS),
+        SidecarSpan::from_proto(&sidecar(&tcp, 1, 2, T0 + 20 * MS, T0 + 30 * MS)).unwrap(),
+        0,
+        &mut out,
+    );
+    j.add_sidecar(
+        SidecarSpan::from_proto(&sidecar(&tcp, 1, 3, T0 + 40 * MS, T0 + 50 * MS)).unwrap(),
         0,
         &mut out,
     );
@@ -255,7 +275,7 @@ fn a_call_takes_the_vm_inflight_server_span_once_that_is_resolved() {
         &mut out,
     );
     j.add_sidecar(
-        &sidecar(&inbound, 7, 8, T0, T0 + 11 * MS),
+        SidecarSpan::from_proto(&sidecar(&inbound, 7, 8, T0, T0 + 11 * MS)).unwrap(),
         6 * SEC,
         &mut out,
     );
@@ -338,7 +358,11 @@ fn every_structure_is_bounded() {
     assert_eq!(j.counts().get(JoinCount::PendingFull), 1);
     for port in 0..3 {
         let tcp = Tcp::new(8080, 42_000 + port);
-        j.add_sidecar(&sidecar(&tcp, 1, 1, T0, T0 + MS), 0, &mut out);
+        j.add_sidecar(
+            SidecarSpan::from_proto(&sidecar(&tcp, 1, 1, T0, T0 + MS)).unwrap(),
+            0,
+            &mut out,
+        );
     }
     assert_eq!(j.indexed(), 2);
     assert_eq!(j.counts().get(JoinCount::IndexFull), 1);
