@@ -306,10 +306,12 @@ impl Site {
         {
             return Err(invalid("agent.cluster_domain", "must be a DNS name"));
         }
-        if agent.namespace == self.kuma.system_namespace {
+        if agent.namespace == self.kuma.system_namespace
+            || agent.namespace == crate::kubernetes::EDGE_NAMESPACE
+        {
             return Err(invalid(
                 "agent.namespace",
-                "must not be Kuma's system namespace: it needs the privileged Pod Security level",
+                "must be a namespace of its own: it needs the privileged Pod Security level",
             ));
         }
         Ok(())
@@ -681,4 +683,40 @@ fn locations(datacenters: &[Datacenter]) -> Result<Locations, FieldError> {
 pub fn disjoint(a: &BTreeMap<String, String>, b: &BTreeMap<String, String>) -> bool {
     a.iter()
         .any(|(key, value)| b.get(key).is_some_and(|other| other != value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn selectors_are_disjoint_only_when_a_shared_key_differs() {
+        let filter = labels(&[("tracing", "filter"), ("team", "a")]);
+        assert!(disjoint(&filter, &labels(&[("tracing", "envoy")])));
+        assert!(!disjoint(&filter, &labels(&[("tracing", "filter")])));
+        assert!(!disjoint(&filter, &labels(&[("other", "x")])));
+        assert!(!disjoint(&filter, &labels(&[])));
+    }
+
+    #[test]
+    fn names_and_labels_are_checked_as_kubernetes_does() {
+        assert!(dns_label("f", "threadline-system").is_ok());
+        for bad in ["", "-a", "a-", "A", "a.b", &"a".repeat(64)] {
+            assert_eq!(dns_label("f", bad).unwrap_err().field, "f", "{bad:?}");
+        }
+        assert!(label_value("f", "eu-central_1.a").is_ok());
+        assert!(label_value("f", "").is_err());
+        assert!(label_value("f", "-a").is_err());
+        assert!(label_key("f", "kuma.io/zone").is_ok());
+        assert!(label_key("f", "zone").is_ok());
+        assert!(label_key("f", "/zone").is_err());
+        assert!(label_key("f", "kuma.io/").is_err());
+    }
 }

@@ -136,15 +136,18 @@ pub fn meshtrace_warnings(checked: &Checked, text: &str) -> Result<Vec<FieldErro
         }
     }
     let mut warnings = Vec::new();
-    for object in objects.iter().filter(|o| o["kind"] == "MeshTrace") {
-        let meta = &object["metadata"];
+    for object in objects
+        .iter()
+        .filter(|o| o.get("kind") == Some(&json!("MeshTrace")))
+    {
+        let text = |pointer: &str| object.pointer(pointer).and_then(Value::as_str);
         let name = format!(
             "MeshTrace {}/{}",
-            meta["namespace"].as_str().unwrap_or(""),
-            meta["name"].as_str().unwrap_or("")
+            text("/metadata/namespace").unwrap_or(""),
+            text("/metadata/name").unwrap_or("")
         );
         // Kuma puts a policy without the label in the default mesh.
-        let mesh_name = meta["labels"]["kuma.io/mesh"].as_str().unwrap_or("default");
+        let mesh_name = text("/metadata/labels/kuma.io~1mesh").unwrap_or("default");
         let Some((i, mesh)) = checked
             .meshes
             .iter()
@@ -154,7 +157,8 @@ pub fn meshtrace_warnings(checked: &Checked, text: &str) -> Result<Vec<FieldErro
             continue;
         };
         let field = format!("kuma.meshes[{i}].tracing");
-        let target = &object["spec"]["targetRef"];
+        let null = Value::Null;
+        let target = object.pointer("/spec/targetRef").unwrap_or(&null);
         match mesh.tracing {
             TracingMode::Exclusive => warnings.push(FieldError::new(
                 field,
@@ -168,11 +172,12 @@ pub fn meshtrace_warnings(checked: &Checked, text: &str) -> Result<Vec<FieldErro
                     .get(i)
                     .map(|m| m.filter_dataplanes.clone())
                     .unwrap_or_default();
-                let kind = target["kind"].as_str().unwrap_or("Mesh");
+                let kind = target.get("kind").and_then(Value::as_str).unwrap_or("Mesh");
                 let labels: Option<BTreeMap<String, String>> = match kind {
                     "Dataplane" => Some(
-                        target["labels"]
-                            .as_object()
+                        target
+                            .get("labels")
+                            .and_then(Value::as_object)
                             .map(|m| {
                                 m.iter()
                                     .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))

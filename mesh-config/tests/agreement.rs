@@ -10,7 +10,11 @@ use support::{example, render};
 /// exactly `files`, each changed line being the old line with `old` replaced by `new`.
 fn one_edit(from: &str, to: &str, old: &str, new: &str, files: &[&str]) {
     let site = example();
-    assert_eq!(site.matches(from).count(), 1, "{from:?} must appear once in the example");
+    assert_eq!(
+        site.matches(from).count(),
+        1,
+        "{from:?} must appear once in the example"
+    );
     let before = render(&site);
     let after = render(&site.replace(from, to));
     assert_eq!(
@@ -26,13 +30,18 @@ fn one_edit(from: &str, to: &str, old: &str, new: &str, files: &[&str]) {
     assert_eq!(changed, files, "files changed by {from:?} -> {to:?}");
     for path in changed {
         let (old_text, new_text) = (&before[path], &after[path]);
-        let (old_lines, new_lines): (Vec<_>, Vec<_>) = (old_text.lines().collect(), new_text.lines().collect());
+        let (old_lines, new_lines): (Vec<_>, Vec<_>) =
+            (old_text.lines().collect(), new_text.lines().collect());
         assert_eq!(old_lines.len(), new_lines.len(), "{path}");
         let mut differing = 0;
         for (o, n) in old_lines.iter().zip(&new_lines) {
             if o != n {
                 differing += 1;
-                assert_eq!(o.replace(old, new), *n, "{path}: a line changed beyond the value");
+                assert_eq!(
+                    o.replace(old, new),
+                    *n,
+                    "{path}: a line changed beyond the value"
+                );
             }
         }
         assert!(differing > 0, "{path}");

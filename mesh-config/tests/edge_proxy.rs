@@ -25,7 +25,10 @@ fn check_config(toml: &str) -> (bool, String) {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), toml).unwrap();
     let mut command = Command::new(edge_proxy());
-    command.arg("--config").arg(file.path()).arg("--check-config");
+    command
+        .arg("--config")
+        .arg(file.path())
+        .arg("--check-config");
     // Only the file is under test: the OTEL_* variables of whoever runs the tests stay out.
     for (name, _) in std::env::vars_os() {
         if name.to_string_lossy().starts_with("OTEL_") {
@@ -49,7 +52,9 @@ fn every_rendered_edge_config_passes_edge_proxys_own_check() {
         assert!(ok, "{path}: {report}");
         assert!(report.contains("2 core location(s)"), "{path}: {report}");
         assert!(
-            report.contains("export to http://otel-collector.observability.svc.cluster.local:4318/v1/traces"),
+            report.contains(
+                "export to http://otel-collector.observability.svc.cluster.local:4318/v1/traces"
+            ),
             "{path}: {report}"
         );
     }
@@ -61,6 +66,10 @@ fn edge_proxy_refuses_a_broken_one() {
     let toml = &render["kubernetes/overlays/edge-fra1/edge-proxy.toml"];
     let (ok, report) = check_config(&toml.replace("[edge]", "[edges]"));
     assert!(!ok && report.contains("edges"), "{report}");
-    let (ok, report) = check_config(&toml.replace("address = \"10.1.0.10:80\"", "address = \"fra1:80\""));
-    assert!(!ok && report.contains("upstreams.locations[1].address"), "{report}");
+    let (ok, report) =
+        check_config(&toml.replace("address = \"10.1.0.10:80\"", "address = \"fra1:80\""));
+    assert!(
+        !ok && report.contains("upstreams.locations[1].address"),
+        "{report}"
+    );
 }

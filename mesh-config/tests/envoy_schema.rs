@@ -9,8 +9,7 @@ use serde_json::{Value, json};
 use support::{example, example_local, parse_envoy, render, yaml};
 
 const CLUSTER: &str = "envoy.config.cluster.v3.Cluster";
-const HTTP_FILTER: &str =
-    "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter";
+const HTTP_FILTER: &str = "envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter";
 const BOOTSTRAP: &str = "envoy.config.bootstrap.v3.Bootstrap";
 
 /// Every `value` of every MeshProxyPatch in a render, with the Envoy type it must parse as.
@@ -63,13 +62,18 @@ fn unknown_fields_and_types_are_refused() {
     let (_, _, cluster) = patch_values(&example()).remove(0);
     let mut typo = cluster.clone();
     typo["conect_timeout"] = json!("1s");
-    assert!(parse_envoy(CLUSTER, &typo).unwrap_err().contains("conect_timeout"));
+    assert!(
+        parse_envoy(CLUSTER, &typo)
+            .unwrap_err()
+            .contains("conect_timeout")
+    );
     let (_, _, filter) = patch_values(&example()).remove(1);
     let mut nested = filter.clone();
     nested["typed_config"]["config"]["vm_config"]["runtim"] = json!("v8");
     assert!(parse_envoy(HTTP_FILTER, &nested).is_err());
     let mut any = filter;
-    any["typed_config"]["@type"] = json!("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wsm");
+    any["typed_config"]["@type"] =
+        json!("type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wsm");
     assert!(parse_envoy(HTTP_FILTER, &any).is_err());
 }
 
@@ -85,13 +89,21 @@ fn the_failure_policy_field_follows_the_envoy_version_and_is_never_doubled() {
         if path.contains("legacy") {
             assert_eq!((policy, fail_open), (None, Some(&json!(true))), "{path}");
         } else {
-            assert_eq!((policy, fail_open), (Some(&json!("FAIL_OPEN")), None), "{path}");
+            assert_eq!(
+                (policy, fail_open),
+                (Some(&json!("FAIL_OPEN")), None),
+                "{path}"
+            );
         }
     }
     let boundary = example().replace("envoy_version = \"1.32.5\"", "envoy_version = \"1.33.0\"");
     for (path, type_name, value) in patch_values(&boundary) {
         if type_name == HTTP_FILTER {
-            assert_eq!(plugin_config(&value)["failure_policy"], "FAIL_OPEN", "{path}");
+            assert_eq!(
+                plugin_config(&value)["failure_policy"],
+                "FAIL_OPEN",
+                "{path}"
+            );
             assert!(plugin_config(&value).get("fail_open").is_none(), "{path}");
         }
     }
@@ -104,7 +116,10 @@ fn the_plugin_configuration_is_a_string_value_the_filter_accepts() {
             continue;
         }
         let configuration = &plugin_config(&value)["configuration"];
-        assert_eq!(configuration["@type"], "type.googleapis.com/google.protobuf.StringValue");
+        assert_eq!(
+            configuration["@type"],
+            "type.googleapis.com/google.protobuf.StringValue"
+        );
         let json = configuration["value"].as_str().unwrap();
         let settings = wasm_filter::config::Settings::from_json(json.as_bytes())
             .unwrap_or_else(|e| panic!("{path}: {e}"));

@@ -18,7 +18,11 @@ fn read_tree(dir: &Path) -> BTreeMap<String, String> {
             if path.is_dir() {
                 stack.push(path);
             } else {
-                let relative = path.strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+                let relative = path
+                    .strip_prefix(dir)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 files.insert(relative, std::fs::read_to_string(&path).unwrap());
             }
         }
@@ -39,7 +43,10 @@ fn check(name: &str, site: &str) {
     let golden = read_tree(&dir);
     let rendered_paths: Vec<_> = rendered.keys().collect();
     let golden_paths: Vec<_> = golden.keys().collect();
-    assert_eq!(rendered_paths, golden_paths, "{name}: the files differ (MESH_CONFIG_BLESS=1 rewrites them)");
+    assert_eq!(
+        rendered_paths, golden_paths,
+        "{name}: the files differ (MESH_CONFIG_BLESS=1 rewrites them)"
+    );
     for (path, text) in &rendered {
         assert!(
             golden.get(path) == Some(text),

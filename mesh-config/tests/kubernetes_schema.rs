@@ -70,26 +70,57 @@ fn the_overlays_hold_what_each_environment_runs() {
         text.split("\n---\n")
             .map(|doc| {
                 let v = yaml(doc);
-                format!("{}/{}", v["kind"].as_str().unwrap(), v["metadata"]["name"].as_str().unwrap())
+                format!(
+                    "{}/{}",
+                    v["kind"].as_str().unwrap(),
+                    v["metadata"]["name"].as_str().unwrap()
+                )
             })
             .collect()
     };
     let edge = kinds("overlays/edge-fra1");
-    assert!(edge.iter().any(|k| k == "Deployment/edge-proxy"), "{edge:?}");
-    assert!(edge.iter().any(|k| k.starts_with("ConfigMap/edge-proxy-")), "{edge:?}");
-    assert!(!edge.iter().any(|k| k.starts_with("DaemonSet/")), "{edge:?}");
+    assert!(
+        edge.iter().any(|k| k == "Deployment/edge-proxy"),
+        "{edge:?}"
+    );
+    assert!(
+        edge.iter().any(|k| k.starts_with("ConfigMap/edge-proxy-")),
+        "{edge:?}"
+    );
+    assert!(
+        !edge.iter().any(|k| k.starts_with("DaemonSet/")),
+        "{edge:?}"
+    );
     let core = kinds("overlays/core-fra1");
     assert!(core.iter().any(|k| k == "DaemonSet/node-probe"), "{core:?}");
-    assert!(core.iter().any(|k| k == "Service/threadline-agent"), "{core:?}");
-    assert!(!core.iter().any(|k| k.starts_with("Deployment/")), "{core:?}");
-    assert_eq!(kinds("filter-local"), ["ConfigMap/threadline-filter", "ConfigMap/threadline-filter"]);
+    assert!(
+        core.iter().any(|k| k == "Service/threadline-agent"),
+        "{core:?}"
+    );
+    assert!(
+        !core.iter().any(|k| k.starts_with("Deployment/")),
+        "{core:?}"
+    );
+    assert_eq!(
+        kinds("filter-local"),
+        ["ConfigMap/threadline-filter", "ConfigMap/threadline-filter"]
+    );
 }
 
 #[test]
 fn an_unknown_field_is_refused() {
     let (dir, text) = builds(&example()).remove(0);
-    let broken = text.replacen("dnsPolicy: ClusterFirstWithHostNet", "dnsPolicy: ClusterFirstWithHostNet\n      hostNetworking: true", 1)
-        .replacen("readOnlyRootFilesystem: true", "readOnlyRootFilesystem: true\n          readOnlyRoot: true", 1);
+    let broken = text
+        .replacen(
+            "dnsPolicy: ClusterFirstWithHostNet",
+            "dnsPolicy: ClusterFirstWithHostNet\n      hostNetworking: true",
+            1,
+        )
+        .replacen(
+            "readOnlyRootFilesystem: true",
+            "readOnlyRootFilesystem: true\n          readOnlyRoot: true",
+            1,
+        );
     assert_ne!(broken, text, "{dir}");
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), broken).unwrap();

@@ -38,7 +38,10 @@ fn rendered_kuma_resources_match_both_kuma_lines_crds() {
         let (ok, report) = validate(&files);
         assert!(ok, "{report}");
         // Each resource against each line's CRD.
-        assert!(report.contains(&format!("{} checked, 0 failed", 2 * count)), "{report}");
+        assert!(
+            report.contains(&format!("{} checked, 0 failed", 2 * count)),
+            "{report}"
+        );
     }
 }
 
@@ -48,18 +51,32 @@ fn an_unknown_field_or_a_3x_only_target_is_refused() {
     let file = kuma_files(out.path()).remove(0);
     let text = std::fs::read_to_string(&file).unwrap();
     let typo = out.path().join("typo.yaml");
-    std::fs::write(&typo, text.replace("appendModifications:", "appendModification:")).unwrap();
+    std::fs::write(
+        &typo,
+        text.replace("appendModifications:", "appendModification:"),
+    )
+    .unwrap();
     let (ok, report) = validate(&[typo]);
     assert!(!ok && report.contains("appendModification"), "{report}");
     let nested = out.path().join("nested.yaml");
-    std::fs::write(&nested, text.replace("operation: AddBefore", "operation: AddBefore\n        priority: 1")).unwrap();
+    std::fs::write(
+        &nested,
+        text.replace(
+            "operation: AddBefore",
+            "operation: AddBefore\n        priority: 1",
+        ),
+    )
+    .unwrap();
     let (ok, report) = validate(&[nested]);
     assert!(!ok && report.contains("priority"), "{report}");
     let kind = out.path().join("kind.yaml");
     std::fs::write(&kind, text.replace("kind: Dataplane", "kind: MeshService")).unwrap();
     let (ok, report) = validate(&[kind]);
     // 2.x still takes MeshService; 3.x does not: a resource must pass both.
-    assert!(!ok && report.contains("main") && !report.contains("v2.14.3):"), "{report}");
+    assert!(
+        !ok && report.contains("main") && !report.contains("v2.14.3):"),
+        "{report}"
+    );
 }
 
 #[test]

@@ -1,7 +1,10 @@
 //! Shared by the integration tests: rendering the documented example, the Python venv of
 //! `tests/setup.sh`, Envoy's descriptor pool, and the workspace's paths.
 
-#![allow(dead_code, reason = "each test binary uses a different part of this module")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -62,7 +65,11 @@ fn metadata() -> &'static serde_json::Value {
             .arg(crate_dir().join("Cargo.toml"))
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         serde_json::from_slice(&output.stdout).unwrap()
     })
 }
