@@ -31,10 +31,14 @@
     )
 )]
 
+pub mod admin;
+pub mod agent;
 pub mod artifact;
 pub mod clock;
+pub mod config;
 pub mod exchange;
 pub mod join;
+pub mod kernel;
 pub mod metrics;
 pub mod receiver;
 pub mod relay;

@@ -81,38 +81,63 @@ pub trait KernelCounters: Send + Sync {
     /// Every counter's current total, in [`Counter::ALL`] order; `None` when the map cannot
     /// be read right now (the scrape then leaves the kernel counters out).
     fn read(&self) -> Option<[u64; Counter::COUNT as usize]>;
+
+    /// The user-space side of the kernel layer (ring records read, undecodable records,
+    /// events the channel dropped, interfaces attached and vanished, ...), by name.
+    fn reader(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
 }
 
 /// The kernel counters as a Prometheus collector.
 struct KernelCollector {
     source: Arc<dyn KernelCounters>,
-    family: IntCounterVec,
+    /// Only for the descriptions: each scrape builds its families afresh.
+    kernel: IntCounterVec,
+    reader: IntCounterVec,
 }
 
 impl Collector for KernelCollector {
     fn desc(&self) -> Vec<&Desc> {
-        self.family.desc()
+        let mut descs = self.kernel.desc();
+        descs.extend(self.reader.desc());
+        descs
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
-        let Some(totals) = self.source.read() else {
-            return Vec::new();
-        };
-        // A fresh family per scrape: these are the kernel's totals, set rather than added.
-        let family = IntCounterVec::new(Opts::new(KERNEL_EVENTS, KERNEL_EVENTS_HELP), &["counter"]);
-        let Ok(family) = family else {
-            return Vec::new();
-        };
-        for (counter, total) in Counter::ALL.iter().zip(totals) {
-            family.with_label_values(&[counter.name()]).inc_by(total);
+        // Fresh families per scrape: these are the kernel layer's totals, set, not added.
+        let mut families = Vec::new();
+        if let Some(totals) = self.source.read()
+            && let Ok(family) =
+                IntCounterVec::new(Opts::new(KERNEL_EVENTS, KERNEL_EVENTS_HELP), &["counter"])
+        {
+            for (counter, total) in Counter::ALL.iter().zip(totals) {
+                family.with_label_values(&[counter.name()]).inc_by(total);
+            }
+            families.extend(family.collect());
         }
-        family.collect()
+        let reader = self.source.reader();
+        if !reader.is_empty()
+            && let Ok(family) =
+                IntCounterVec::new(Opts::new(KERNEL_READER, KERNEL_READER_HELP), &["counter"])
+        {
+            for (name, total) in reader {
+                family.with_label_values(&[name]).inc_by(total);
+            }
+            families.extend(family.collect());
+        }
+        families
     }
 }
 
 const KERNEL_EVENTS: &str = "node_probe_kernel_total";
 const KERNEL_EVENTS_HELP: &str = "Kernel-side counters of the TC programs, summed over CPUs \
      (packets_seen, events_emitted, ringbuf_full = ring-buffer losses, parse_failures, ...).";
+
+const KERNEL_READER: &str = "node_probe_kernel_reader_total";
+const KERNEL_READER_HELP: &str = "The kernel layer's user-space counters (ring records read, \
+     undecodable records, events dropped on a full channel, interfaces attached, detached and \
+     vanished, attach failures).";
 
 /// The agent's registry and counter families.
 pub struct Metrics {
@@ -214,10 +239,15 @@ impl Metrics {
         &self,
         source: Arc<dyn KernelCounters>,
     ) -> Result<(), prometheus::Error> {
-        let family =
+        let kernel =
             IntCounterVec::new(Opts::new(KERNEL_EVENTS, KERNEL_EVENTS_HELP), &["counter"])?;
-        self.registry
-            .register(Box::new(KernelCollector { source, family }))
+        let reader =
+            IntCounterVec::new(Opts::new(KERNEL_READER, KERNEL_READER_HELP), &["counter"])?;
+        self.registry.register(Box::new(KernelCollector {
+            source,
+            kernel,
+            reader,
+        }))
     }
 
     /// The text exposition of every metric.
@@ -243,6 +273,10 @@ mod tests {
             }
             Some(totals)
         }
+
+        fn reader(&self) -> Vec<(&'static str, u64)> {
+            vec![("channel_dropped", 3)]
+        }
     }
 
     #[test]
@@ -256,5 +290,6 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("node_probe_kernel_total{counter=\"packets_seen\"} 0"));
+        assert!(text.contains("node_probe_kernel_reader_total{counter=\"channel_dropped\"} 3"));
     }
 }

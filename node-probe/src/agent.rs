@@ -1,0 +1,346 @@
+//! The running agent: the kernel's events through the exchange builder and the join to the
+//! relay, and the receiver's requests to the join and the relay.
+//!
+//! One task owns the builder and the join, so neither needs a lock: it takes kernel events,
+//! the receiver's joinable sidecar spans and a tick. The relay's exporter, the receivers and
+//! the admin port are tasks of their own.
+//!
+//! Shutdown runs in the order that loses nothing it can keep: the receivers stop taking
+//! requests; the kernel layer detaches and hands on what is left in the ring; the builder
+//! finishes every open exchange and the join sends on every waiting span with the parent it
+//! has; then the relay flushes, within `export.shutdown_timeout_ms`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use node_probe_common::{Counter, PacketEvent};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use trace_core::IdGenerator;
+use trace_core::export::DropReason;
+
+use crate::clock::{ClockSource, KernelClock, SystemClocks};
+use crate::config::Settings;
+use crate::exchange::{ExchangeBuilder, FlowLookup, Interfaces, NoLookup, SpanMaker, SysfsNames};
+use crate::join::{Joiner, SidecarSpan};
+use crate::kernel::Probe;
+use crate::metrics::{Counts, KernelCounters, Metrics};
+use crate::receiver::{GrpcReceiver, HttpReceiver, Intake};
+use crate::relay::{Exporter, Relay, Transport};
+
+/// How often the builder and the join look at what has waited long enough.
+const TICK: Duration = Duration::from_millis(100);
+/// Kernel events queued between the ring reader and the agent's task.
+const EVENT_QUEUE: usize = 16_384;
+/// Receiver requests' joinable spans queued for the agent's task.
+const JOIN_QUEUE: usize = 1024;
+
+/// The addresses the agent listens on, once bound.
+#[derive(Clone, Copy, Debug)]
+pub struct Bound {
+    /// OTLP/HTTP and the artifact.
+    pub http: SocketAddr,
+    /// OTLP/gRPC.
+    pub grpc: Option<SocketAddr>,
+    /// The admin port.
+    pub admin: Option<SocketAddr>,
+}
+
+/// Starts the kernel layer: its programs on the configured interfaces, its events into
+/// `events`. The one call into `crate::kernel`.
+fn start_kernel(patterns: &[String], events: mpsc::Sender<PacketEvent>) -> Result<Probe, String> {
+    Probe::start(patterns, events).map_err(|e| e.to_string())
+}
+
+/// The kernel layer's counters, for the metrics; weak, so that shutdown can take the probe.
+struct ProbeCounters(Weak<Probe>);
+
+impl KernelCounters for ProbeCounters {
+    fn read(&self) -> Option<[u64; Counter::COUNT as usize]> {
+        Some(self.0.upgrade()?.kernel_counters())
+    }
+
+    fn reader(&self) -> Vec<(&'static str, u64)> {
+        let Some(probe) = self.0.upgrade() else {
+            return Vec::new();
+        };
+        let c = probe.user_counters();
+        vec![
+            ("ring_records", c.ring_records),
+            ("undecodable", c.undecodable),
+            ("channel_dropped", c.channel_dropped),
+            ("attached", c.attached),
+            ("detached", c.detached),
+            ("interfaces_vanished", c.interfaces_vanished),
+            ("attach_failures", c.attach_failures),
+            ("link_resyncs", c.link_resyncs),
+            ("counter_read_failures", c.counter_read_failures),
+        ]
+    }
+}
+
+/// The kernel map, read for quiet connections.
+struct ProbeFlows(Arc<Probe>);
+
+impl FlowLookup for ProbeFlows {
+    fn lookup(&self, key: &node_probe_common::FlowKey) -> Option<node_probe_common::FlowState> {
+        self.0.flow(key)
+    }
+}
+
+/// Binds every listener, so that a port in use is an error at start. `bound` is told the
+/// addresses (port 0 picks one).
+async fn bind(
+    settings: &Settings,
+) -> Result<(TcpListener, Option<TcpListener>, Option<TcpListener>), String> {
+    let listen = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("{what} {addr}: {e}"))
+    };
+    let config = &settings.config;
+    let http = listen(config.receiver.http, "receiver.http").await?;
+    let grpc = match config.receiver.grpc {
+        Some(addr) => Some(listen(addr, "receiver.grpc").await?),
+        None => None,
+    };
+    let admin = match config.admin.address {
+        Some(addr) => Some(listen(addr, "admin.address").await?),
+        None => None,
+    };
+    Ok((http, grpc, admin))
+}
+
+/// Runs the agent until `shutdown` says so, then shuts down in order. With `kernel` false
+/// the agent is the receiver and the relay only. `bound` is sent the listening addresses.
+pub async fn run(
+    settings: Settings,
+    kernel: bool,
+    mut shutdown: watch::Receiver<bool>,
+    bound: Option<tokio::sync::oneshot::Sender<Bound>>,
+) -> Result<(), String> {
+    let metrics = Arc::new(Metrics::new().map_err(|e| format!("metrics: {e}"))?);
+    let (http_listener, grpc_listener, admin_listener) = bind(&settings).await?;
+    let addresses = Bound {
+        http: http_listener.local_addr().map_err(|e| e.to_string())?,
+        grpc: grpc_listener.as_ref().and_then(|l| l.local_addr().ok()),
+        admin: admin_listener.as_ref().and_then(|l| l.local_addr().ok()),
+    };
+    let config = &settings.config;
+
+    let relay = Relay::new(
+        settings.buffer,
+        Counts::bind(&metrics.relay),
+        Counts::<DropReason>::bind(&metrics.dropped),
+    );
+    let transport = Transport::new(
+        config.export.protocol,
+        &settings.traces_url,
+        &settings.headers,
+        settings.export_timeout(),
+    )?;
+    let (stop_exporter, exporter_stopped) = watch::channel(false);
+    let exporter = tokio::spawn(
+        Exporter::new(
+            &relay,
+            transport,
+            Duration::from_millis(config.export.flush_interval_ms),
+        )
+        .run(
+            exporter_stopped,
+            Duration::from_millis(config.export.shutdown_timeout_ms),
+        ),
+    );
+
+    let (to_join, mut joinable) = mpsc::channel::<Vec<SidecarSpan>>(JOIN_QUEUE);
+    let intake = Intake::new(relay.clone(), to_join, Counts::bind(&metrics.receiver));
+    let (stop_receivers, receivers_stopped) = watch::channel(false);
+    let mut servers = Vec::new();
+    servers.push(tokio::spawn(
+        HttpReceiver {
+            intake: intake.clone(),
+            max_body_bytes: config.receiver.max_body_bytes,
+            artifact: settings.artifact.clone(),
+        }
+        .serve(http_listener, receivers_stopped.clone()),
+    ));
+    if let Some(listener) = grpc_listener {
+        let grpc = GrpcReceiver::new(intake.clone());
+        let max = config.receiver.max_body_bytes;
+        let stopped = receivers_stopped.clone();
+        servers.push(tokio::spawn(async move {
+            if let Err(e) = grpc.serve(listener, max, stopped).await {
+                tracing::error!(error = %e, "OTLP/gRPC receiver stopped");
+            }
+        }));
+    }
+    drop(intake);
+    if let Some(listener) = admin_listener {
+        tokio::spawn(crate::admin::serve(
+            listener,
+            metrics.clone(),
+            receivers_stopped.clone(),
+        ));
+    }
+
+    let (events_tx, mut events) = mpsc::channel::<PacketEvent>(EVENT_QUEUE);
+    let probe = if kernel {
+        let probe = Arc::new(start_kernel(&config.kernel.interfaces, events_tx)?);
+        metrics
+            .add_kernel_counters(Arc::new(ProbeCounters(Arc::downgrade(&probe))))
+            .map_err(|e| format!("metrics: {e}"))?;
+        Some(probe)
+    } else {
+        drop(events_tx);
+        None
+    };
+    tracing::info!(
+        http = %addresses.http,
+        grpc = ?addresses.grpc,
+        admin = ?addresses.admin,
+        kernel,
+        collector = %settings.traces_url,
+        "node-probe started"
+    );
+    if let Some(bound) = bound {
+        let _ = bound.send(addresses);
+    }
+
+    let mut clock = KernelClock::new(SystemClocks);
+    let mut builder = ExchangeBuilder::new(
+        settings.limits,
+        Counts::bind(&metrics.exchange),
+        IdGenerator::from_seed(fastrand::u64(..)),
+    );
+    let mut maker = SpanMaker::new(
+        settings.routes.clone(),
+        settings.tags.clone(),
+        Interfaces::new(
+            Box::new(SysfsNames),
+            settings.workloads.clone(),
+            config.export.service_name.clone(),
+            config
+                .export
+                .resource_attributes
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+    );
+    let mut joiner = Joiner::new(
+        settings.join,
+        settings.sampler,
+        IdGenerator::from_seed(fastrand::u64(..)),
+        Counts::bind(&metrics.join),
+        Counts::bind(&metrics.parent_source),
+    );
+    let lookup: Box<dyn FlowLookup + Send> = match &probe {
+        Some(probe) => Box::new(ProbeFlows(probe.clone())),
+        None => Box::new(NoLookup),
+    };
+    let mut exchanges = Vec::new();
+    let mut resolved = Vec::new();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut events_open = kernel;
+    loop {
+        tokio::select! {
+            event = events.recv(), if events_open => match event {
+                Some(event) => builder.handle(&event, &mut exchanges),
+                None => events_open = false,
+            },
+            Some(spans) = joinable.recv() => {
+                let now = clock.now_monotonic_ns();
+                for span in spans {
+                    joiner.add_sidecar(span, now, &mut resolved);
+                }
+            }
+            _ = tick.tick() => {
+                let now = clock.now_monotonic_ns();
+                builder.tick(now, lookup.as_ref(), &mut exchanges);
+                joiner.tick(now, &mut resolved);
+                metrics.connections.set(builder.connections() as i64);
+                metrics.pending.set(joiner.pending() as i64);
+                metrics.indexed.set(joiner.indexed() as i64);
+                metrics.relay_held.set(relay.held() as i64);
+                metrics.clock_steps.set(clock.steps() as i64);
+            }
+            _ = shutdown.changed() => break,
+        }
+        hand_on(
+            &mut exchanges,
+            &mut resolved,
+            &mut maker,
+            &mut joiner,
+            &clock,
+            &relay,
+        );
+    }
+
+    tracing::info!("node-probe shutting down");
+    let _ = stop_receivers.send(true);
+    for server in servers {
+        let _ = server.await;
+    }
+    drop(lookup);
+    if let Some(probe) = probe {
+        match Arc::try_unwrap(probe) {
+            Ok(probe) => probe.shutdown().await,
+            // Dropping the last handle detaches the programs too.
+            Err(probe) => drop(probe),
+        }
+    }
+    while let Ok(event) = events.try_recv() {
+        builder.handle(&event, &mut exchanges);
+    }
+    while let Ok(spans) = joinable.try_recv() {
+        let now = clock.now_monotonic_ns();
+        for span in spans {
+            joiner.add_sidecar(span, now, &mut resolved);
+        }
+    }
+    builder.close(clock.now_monotonic_ns(), &mut exchanges);
+    hand_on(
+        &mut exchanges,
+        &mut resolved,
+        &mut maker,
+        &mut joiner,
+        &clock,
+        &relay,
+    );
+    joiner.flush(&mut resolved);
+    hand_on(
+        &mut exchanges,
+        &mut resolved,
+        &mut maker,
+        &mut joiner,
+        &clock,
+        &relay,
+    );
+    let _ = stop_exporter.send(true);
+    let _ = exporter.await;
+    tracing::info!("node-probe stopped");
+    Ok(())
+}
+
+/// Finished exchanges to the join as spans, resolved spans to the relay.
+fn hand_on(
+    exchanges: &mut Vec<crate::exchange::Exchange>,
+    resolved: &mut Vec<crate::join::Resolved>,
+    maker: &mut SpanMaker,
+    joiner: &mut Joiner,
+    clock: &KernelClock<SystemClocks>,
+    relay: &Relay,
+) {
+    if !exchanges.is_empty() {
+        let now = ClockSource::monotonic_ns(clock.source());
+        for exchange in exchanges.drain(..) {
+            let span = maker.make(exchange, clock);
+            joiner.add_black_box(span, now, resolved);
+        }
+    }
+    for span in resolved.drain(..) {
+        relay.black_box(&span);
+    }
+}
