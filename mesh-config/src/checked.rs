@@ -298,6 +298,15 @@ impl Site {
                 "must be a path starting with '/'",
             ));
         }
+        if !agent.artifact_file.starts_with('/') {
+            return Err(invalid("agent.artifact_file", "must be an absolute path"));
+        }
+        if agent.filter_path == trace_core::otlp::TRACES_PATH {
+            return Err(invalid(
+                "agent.filter_path",
+                "must not be the OTLP traces path",
+            ));
+        }
         if agent.cluster_domain.is_empty()
             || !agent
                 .cluster_domain

@@ -154,12 +154,11 @@ fn probe_base(checked: &Checked, files: &mut Files) -> Result<(), FieldError> {
                         "name": PROBE_APP,
                         "image": checked.site.images.node_probe,
                         "args": ["--config", format!("{PROBE_CONFIG_DIR}/node-probe.toml")],
-                        "env": [
-                            { "name": "OTEL_EXPORTER_OTLP_ENDPOINT", "value": checked.site.collector.endpoint },
-                            { "name": "OTEL_EXPORTER_OTLP_PROTOCOL", "value": checked.site.collector.protocol.as_str() },
-                            { "name": "NODE_NAME", "valueFrom": { "fieldRef": { "fieldPath": "spec.nodeName" } } },
+                        "ports": [
+                            { "name": "otlp-http", "containerPort": agent.port, "protocol": "TCP" },
+                            { "name": "metrics", "containerPort": probe::ADMIN_PORT, "protocol": "TCP" },
                         ],
-                        "ports": [{ "name": "otlp-http", "containerPort": agent.port, "protocol": "TCP" }],
+                        "readinessProbe": { "httpGet": { "path": "/healthz", "port": "metrics" } },
                         // Root inside the container, because runtimes grant added capabilities
                         // to UID 0 only; everything else a root process could do is dropped.
                         "securityContext": {
@@ -247,7 +246,7 @@ fn overlay(checked: &Checked, env: &Environment, files: &mut Files) -> Result<()
         images.push(json!({ "name": site.images.node_probe, "newTag": env.image_tag }));
         files.insert(
             format!("{dir}/node-probe.toml"),
-            probe::config(checked, core),
+            probe::config(checked, core)?,
         );
     }
     let mut kustomization = json!({

@@ -82,6 +82,8 @@ pub struct Agent {
     pub port: u16,
     /// The path at which the agent serves the filter artifact it was built with.
     pub filter_path: String,
+    /// Where that artifact is in the node-probe image.
+    pub artifact_file: String,
     /// The cluster domain of Service names.
     pub cluster_domain: String,
 }
@@ -93,6 +95,7 @@ impl Default for Agent {
             service: "threadline-agent".into(),
             port: 4318,
             filter_path: "/filter.wasm".into(),
+            artifact_file: "/var/lib/threadline/filter.wasm".into(),
             cluster_domain: "cluster.local".into(),
         }
     }

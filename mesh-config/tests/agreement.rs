@@ -125,7 +125,6 @@ fn the_collector_endpoint_reaches_the_edge_and_the_agents_but_not_the_sidecars()
         "http://otel-collector.observability.svc.cluster.local:4318",
         "https://collector.example.net:4318",
         &[
-            "kubernetes/base/node-probe/daemonset.yaml",
             "kubernetes/overlays/core-fra1/node-probe.toml",
             "kubernetes/overlays/edge-fra1/edge-proxy.toml",
         ],
