@@ -195,10 +195,11 @@ pub async fn run(
         drop(events_tx);
         None
     };
+    let listening = |addr: Option<SocketAddr>| addr.map(|a| a.to_string()).unwrap_or_default();
     tracing::info!(
         http = %addresses.http,
-        grpc = ?addresses.grpc,
-        admin = ?addresses.admin,
+        grpc = %listening(addresses.grpc),
+        admin = %listening(addresses.admin),
         kernel,
         collector = %settings.traces_url,
         "node-probe started"
