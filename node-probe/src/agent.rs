@@ -345,3 +345,154 @@ fn hand_on(
         relay.black_box(&span);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use node_probe_common::Direction;
+    use trace_core::otlp::decode_request;
+    use trace_core::otlp::proto::common::v1::any_value::Value as Any;
+    use trace_core::otlp::proto::common::v1::{AnyValue, KeyValue};
+    use trace_core::otlp::proto::trace::v1::Span as ProtoSpan;
+    use trace_core::route::RouteGrouper;
+    use trace_core::sampling::SamplingConfig;
+    use trace_core::semconv::{self, threadline};
+
+    use super::*;
+    use crate::exchange::interfaces::InterfaceNames;
+    use crate::exchange::{Limits, WorkloadMap};
+    use crate::join::JoinSettings;
+    use crate::testing::{Kernel, PSH, Tcp};
+
+    struct Tap;
+
+    impl InterfaceNames for Tap {
+        fn name(&self, _ifindex: u32) -> Option<String> {
+            Some("tap-orders".into())
+        }
+    }
+
+    fn kv(key: &str, value: Any) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+            ..Default::default()
+        }
+    }
+
+    /// The pieces as `run` wires them: a kernel exchange becomes a black-box span, joined to
+    /// the sidecar span of its 4-tuple, and reaches the relay under its workload's resource.
+    #[test]
+    fn an_exchange_reaches_the_relay_joined_to_its_sidecar_span() {
+        let clock = KernelClock::new(SystemClocks);
+        let mut kernel = Kernel {
+            now: SystemClocks.monotonic_ns(),
+            ..Kernel::default()
+        };
+        let mut tcp = Tcp::new(8080, 40_000);
+        let mut builder = ExchangeBuilder::new(
+            Limits::default(),
+            Counts::detached(),
+            IdGenerator::from_seed(1),
+        );
+        let mut maker = SpanMaker::new(
+            RouteGrouper::default(),
+            Vec::new(),
+            Interfaces::new(
+                Box::new(Tap),
+                WorkloadMap::new([("tap-*".to_owned(), "orders".to_owned())]),
+                "microvm".into(),
+                Vec::new(),
+            ),
+        );
+        let mut joiner = Joiner::new(
+            JoinSettings::default(),
+            SamplingConfig::default().build().unwrap(),
+            IdGenerator::from_seed(2),
+            Counts::detached(),
+            Counts::detached(),
+        );
+        let relay = Relay::new(
+            trace_core::export::BufferLimits {
+                batch_spans: 10,
+                capacity_spans: 10,
+                flush_interval_ms: 0,
+                max_in_flight: 1,
+                max_retries: 0,
+                backoff: Default::default(),
+            },
+            Counts::detached(),
+            Counts::detached(),
+        );
+        let (mut exchanges, mut resolved) = (Vec::new(), Vec::new());
+        let start = clock.to_unix_ns(kernel.now);
+        for (direction, payload) in [
+            (
+                Direction::ToWorkload,
+                &b"GET /orders/7 HTTP/1.1\r\nHost: orders\r\n\r\n"[..],
+            ),
+            (
+                Direction::FromWorkload,
+                b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+            ),
+        ] {
+            kernel.advance(1_000_000);
+            if let Some(event) = kernel.send(&mut tcp, direction, PSH, payload) {
+                builder.handle(&event, &mut exchanges);
+            }
+        }
+        let end = clock.to_unix_ns(kernel.now);
+        hand_on(
+            &mut exchanges,
+            &mut resolved,
+            &mut maker,
+            &mut joiner,
+            &clock,
+            &relay,
+        );
+        assert_eq!(relay.held(), 0, "waiting for its sidecar span");
+        let sidecar = ProtoSpan {
+            trace_id: vec![7; 16],
+            span_id: vec![8; 8],
+            flags: 0x101,
+            start_time_unix_nano: start,
+            end_time_unix_nano: end + 1_000_000,
+            attributes: vec![
+                kv(
+                    semconv::NETWORK_LOCAL_ADDRESS,
+                    Any::StringValue("10.0.0.1".into()),
+                ),
+                kv(semconv::NETWORK_LOCAL_PORT, Any::IntValue(40_000)),
+                kv(
+                    semconv::NETWORK_PEER_ADDRESS,
+                    Any::StringValue("10.0.0.2".into()),
+                ),
+                kv(semconv::NETWORK_PEER_PORT, Any::IntValue(8080)),
+            ],
+            ..Default::default()
+        };
+        let sidecar = SidecarSpan::from_proto(&sidecar).unwrap();
+        joiner.add_sidecar(sidecar, clock.source().monotonic_ns(), &mut resolved);
+        hand_on(
+            &mut exchanges,
+            &mut resolved,
+            &mut maker,
+            &mut joiner,
+            &clock,
+            &relay,
+        );
+        let batch = relay.queue().next_dispatch().unwrap().batch;
+        let request = decode_request(&batch.entries).unwrap();
+        let resource_spans = &request.resource_spans[0];
+        let span = &resource_spans.scope_spans[0].spans[0];
+        assert_eq!(span.name, "GET /orders/{id}");
+        assert_eq!(span.trace_id, vec![7; 16]);
+        assert_eq!(span.parent_span_id, vec![8; 8]);
+        let source = trace_core::otlp::attribute(span, threadline::PARENT_SOURCE);
+        assert_eq!(source, Some(&Any::StringValue("four_tuple".into())));
+        let service = resource_spans.resource.as_ref().unwrap().attributes[0].clone();
+        assert_eq!(
+            service.value.unwrap().value,
+            Some(Any::StringValue("orders".into()))
+        );
+    }
+}

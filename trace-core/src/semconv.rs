@@ -33,7 +33,7 @@ pub mod threadline {
     pub const WORKLOAD: &str = "threadline.workload";
     /// How context reached this span: `header` or `black_box`.
     pub const PROPAGATION: &str = "threadline.propagation";
-    /// How a black-box span found its parent: `header`, `four_tuple` or `vm_inflight`.
+    /// How a black-box span found its parent: `header`, `four_tuple`, `vm_inflight` or `none`.
     pub const PARENT_SOURCE: &str = "threadline.parent_source";
     /// Why an incoming trace header was ignored.
     pub const CONTEXT_PROBLEM: &str = "threadline.context_problem";

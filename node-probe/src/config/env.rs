@@ -163,7 +163,10 @@ mod tests {
             ]))
             .unwrap();
         let export = &config.export;
-        assert_eq!(export.traces_url().as_deref(), Some("http://collector:4317"));
+        assert_eq!(
+            export.traces_url().as_deref(),
+            Some("http://collector:4317")
+        );
         assert_eq!(export.protocol, Protocol::Grpc);
         assert_eq!(export.headers["authorization"], "Bearer x");
         assert_eq!(export.service_name, "vm");
