@@ -70,4 +70,7 @@ log "building node-probe-ebpf for bpfel-unknown-none"
 log "building the microVM guest (Debian kernel, virtio modules, busybox, the workload)"
 scripts/microvm.sh
 
+log "installing the mesh-config tests' schema validators (a venv under target/)"
+mesh-config/tests/setup.sh
+
 log "done"
