@@ -163,12 +163,14 @@ pub struct Agent {
     pub receiver: SocketAddr,
     /// Every log line so far.
     pub log: Arc<Mutex<Vec<String>>>,
+    dir: PathBuf,
 }
 
 impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -193,7 +195,8 @@ pub fn config(collector: SocketAddr, rest: &str) -> String {
 /// Starts the agent on `text`, through `wrapper` (e.g. `ip netns exec NS`) if given, and
 /// waits for its "started" line, which it writes once it has attached.
 pub fn start(name: &str, wrapper: &[&str], text: &str) -> Agent {
-    let file = temp_dir(name).join("node-probe.toml");
+    let dir = temp_dir(name);
+    let file = dir.join("node-probe.toml");
     std::fs::write(&file, text).unwrap();
     let binary = env!("CARGO_BIN_EXE_node-probe");
     let mut command = match wrapper.split_first() {
@@ -241,6 +244,7 @@ pub fn start(name: &str, wrapper: &[&str], text: &str) -> Agent {
         child,
         receiver: SocketAddr::from(([0, 0, 0, 0], 0)),
         log,
+        dir,
     };
     let Ok(line) = lines.recv_timeout(WAIT) else {
         let exit = agent.child.try_wait();
