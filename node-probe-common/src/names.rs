@@ -43,6 +43,19 @@ pub const PREFIX_LEN: usize = 192;
 /// descheduled for a while on a busy 2-core host before an event is lost.
 pub const EVENTS_BYTES: u32 = 1 << 21;
 
+/// Bytes waiting in [`EVENTS`] from which a submit wakes the agent.
+///
+/// Below it events are submitted without a wake-up and the agent reads the ring every
+/// [`EVENTS_POLL_MS`]: a wake-up measured about 8.6 µs per event on this project's machine kind,
+/// 30-50 times the program's own work (BENCHMARKS.md). An eighth of the ring (about 780 events)
+/// is far more than arrive between two polls at 20,000 requests/s (about 200), so the wake-up
+/// is for bursts only, long before the ring is full.
+pub const EVENTS_WAKEUP_BYTES: u64 = (EVENTS_BYTES as u64) / 8;
+
+/// How often the agent reads [`EVENTS`] without a wake-up, in milliseconds: the most a span's
+/// events wait in the ring while traffic is light.
+pub const EVENTS_POLL_MS: u64 = 5;
+
 /// Entries of the [`FLOWS`] LRU hash.
 ///
 /// A core server's microVMs hold at most a few thousand connections each through their

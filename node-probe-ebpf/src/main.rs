@@ -29,13 +29,14 @@
 use core::ptr;
 
 use aya_ebpf::bindings::tcx_action_base::TCX_NEXT;
+use aya_ebpf::bindings::{BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP};
 use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_skb_load_bytes};
 use aya_ebpf::macros::{classifier, map};
 use aya_ebpf::maps::{LruHashMap, PerCpuArray, RingBuf};
 use aya_ebpf::programs::TcContext;
 use node_probe_common::{
-    Counter, Direction, EVENTS_BYTES, EventHeader, FLOWS_ENTRIES, FlowKey, FlowState, Packet,
-    PacketEvent, capture_prefix, opens_flow, packet_start, parse_frame,
+    Counter, Direction, EVENTS_BYTES, EVENTS_WAKEUP_BYTES, EventHeader, FLOWS_ENTRIES, FlowKey,
+    FlowState, Packet, PacketEvent, capture_prefix, opens_flow, packet_start, parse_frame,
 };
 
 /// Events for the agent: message starts, continuations and connection life.
@@ -148,7 +149,14 @@ fn try_observe(ctx: &TcContext, direction: Direction) -> Result<(), Counter> {
     let header = EventHeader::new(&frame, direction, kind, state, ifindex, now_ns, captured);
     // SAFETY: as for the prefix; the header field is written whole, in place.
     unsafe { ptr::addr_of_mut!((*event).header).write(header) };
-    entry.submit(0);
+    // A wake-up costs the kernel far more than this program (node-probe-common's
+    // EVENTS_WAKEUP_BYTES): the agent polls, and is woken only when the ring is filling.
+    let flags = if EVENTS.query(u64::from(BPF_RB_AVAIL_DATA)) >= EVENTS_WAKEUP_BYTES {
+        BPF_RB_FORCE_WAKEUP
+    } else {
+        BPF_RB_NO_WAKEUP
+    };
+    entry.submit(u64::from(flags));
     count(Counter::EventsEmitted);
     Ok(())
 }

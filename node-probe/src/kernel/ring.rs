@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use aya::maps::{MapData, RingBuf};
-use node_probe_common::PacketEvent;
+use node_probe_common::{EVENTS_POLL_MS, PacketEvent};
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{mpsc, watch};
 
@@ -43,8 +43,17 @@ pub(crate) async fn run(
     stats: Arc<Stats>,
     mut stop: watch::Receiver<bool>,
 ) {
+    // The programs wake this reader only when the ring is filling (EVENTS_WAKEUP_BYTES); below
+    // that it reads on this timer.
+    let mut poll = tokio::time::interval(std::time::Duration::from_millis(EVENTS_POLL_MS));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
+            _ = poll.tick() => {
+                while !drain(ring.get_mut(), &events, &stats, BATCH) {
+                    tokio::task::yield_now().await;
+                }
+            }
             ready = ring.readable_mut() => {
                 let mut guard = match ready {
                     Ok(guard) => guard,
