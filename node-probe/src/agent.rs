@@ -15,6 +15,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use node_probe_common::{Counter, PacketEvent};
+use otlp_export::{Exporter, Framing};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use trace_core::IdGenerator;
@@ -27,7 +28,7 @@ use crate::join::{Joiner, SidecarSpan};
 use crate::kernel::Probe;
 use crate::metrics::{Counts, KernelCounters, Metrics};
 use crate::receiver::{GrpcReceiver, HttpReceiver, Intake};
-use crate::relay::{Exporter, Relay, Transport};
+use crate::relay::Relay;
 
 /// How often the builder and the join look at what has waited long enough.
 const TICK: Duration = Duration::from_millis(100);
@@ -134,24 +135,22 @@ pub async fn run(
         Counts::bind(&metrics.relay),
         Counts::<DropReason>::bind(&metrics.dropped),
     );
-    let transport = Transport::new(
-        config.export.protocol,
-        &settings.traces_url,
-        &settings.headers,
-        settings.export_timeout(),
-    )?;
-    let (stop_exporter, exporter_stopped) = watch::channel(false);
-    let exporter = tokio::spawn(
-        Exporter::new(
-            &relay,
-            transport,
-            Duration::from_millis(config.export.flush_interval_ms),
-        )
-        .run(
-            exporter_stopped,
-            Duration::from_millis(config.export.shutdown_timeout_ms),
-        ),
-    );
+    let exporter = Arc::new(Exporter::new(
+        "relay",
+        relay.queue(),
+        settings.target.clone(),
+        Framing::Complete,
+        &config.export,
+    ));
+    let (stop_exporter, mut exporter_stopped) = watch::channel(false);
+    let exporter = tokio::spawn(async move {
+        exporter
+            .run(async move {
+                let _ = exporter_stopped.changed().await;
+            })
+            .await;
+        exporter.flush().await;
+    });
 
     let (to_join, mut joinable) = mpsc::channel::<Vec<SidecarSpan>>(JOIN_QUEUE);
     let intake = Intake::new(relay.clone(), to_join, Counts::bind(&metrics.receiver));
@@ -201,7 +200,7 @@ pub async fn run(
         grpc = %listening(addresses.grpc),
         admin = %listening(addresses.admin),
         kernel,
-        collector = %settings.traces_url,
+        collector = %settings.target.describe(),
         "node-probe started"
     );
     if let Some(bound) = bound {

@@ -27,23 +27,25 @@ struct Args {
 }
 
 fn load(args: &Args) -> Result<Settings, String> {
-    let mut config = match &args.config {
+    let text = match &args.config {
         Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-            Config::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
+            Some(std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?)
         }
-        None => Config::default(),
+        None => None,
     };
-    let applied = config
-        .apply_env(|name| std::env::var(name).ok())
-        .map_err(|e| e.to_string())?;
-    for warning in &applied.warnings {
+    let name = args.config.as_ref().map(|p| p.display().to_string());
+    let file = name.as_deref().zip(text.as_deref());
+    let (settings, warnings) = trace_core::config::load(
+        file,
+        &|name| std::env::var(name).ok(),
+        Config::from_toml,
+        |config, var| config.apply_env(var),
+        Config::validate,
+    )?;
+    for warning in &warnings {
         tracing::warn!(variable = %warning.field, "{}", warning.reason);
     }
-    config
-        .validate()
-        .map_err(|e| applied.explain(e).to_string())
+    Ok(settings)
 }
 
 fn main() -> ExitCode {
@@ -74,7 +76,7 @@ fn main() -> ExitCode {
                 .unwrap_or_default(),
             config.kernel.interfaces,
             config.workloads.len(),
-            settings.traces_url,
+            settings.target.describe(),
             settings
                 .artifact
                 .as_ref()

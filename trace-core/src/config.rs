@@ -1,6 +1,9 @@
-//! Configuration errors that name the field, shared by every component's `validate()`.
+//! Configuration errors that name the field, shared by every component's `validate()`, and
+//! the order in which every binary builds its configuration ([`load`]).
 
 use core::fmt;
+
+use crate::otel_env::Applied;
 
 /// A configuration value that cannot work.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -58,6 +61,27 @@ pub fn check_ranges(ranges: &[(&str, u64, u64, u64)]) -> Result<(), FieldError> 
         }
     }
     Ok(())
+}
+
+/// A binary's configuration, built the way every Threadline binary builds it: the file (its
+/// name and text; `None` for the defaults) parsed by `parse`, then the `OTEL_*` variables
+/// read through `var` applied over it by `apply_env`, then the checks of `check`, once. An
+/// error names the file and the field, or the variable that set the field; the warnings of
+/// ignored variables are returned for the binary to log.
+pub fn load<C: Default, Checked>(
+    file: Option<(&str, &str)>,
+    var: &dyn Fn(&str) -> Option<String>,
+    parse: impl FnOnce(&str) -> Result<C, FieldError>,
+    apply_env: impl FnOnce(&mut C, &dyn Fn(&str) -> Option<String>) -> Result<Applied, FieldError>,
+    check: impl FnOnce(C) -> Result<Checked, FieldError>,
+) -> Result<(Checked, Vec<FieldError>), String> {
+    let mut config = match file {
+        Some((name, text)) => parse(text).map_err(|e| format!("{name}: {e}"))?,
+        None => C::default(),
+    };
+    let applied = apply_env(&mut config, var).map_err(|e| e.to_string())?;
+    let checked = check(config).map_err(|e| applied.explain(e).to_string())?;
+    Ok((checked, applied.warnings))
 }
 
 #[cfg(test)]

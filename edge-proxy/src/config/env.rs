@@ -1,50 +1,12 @@
-//! The standard `OTEL_*` variables over the file: read by trace-core's `otel_env`, the same
-//! way every Threadline binary reads them, and applied here. The environment wins.
-//!
-//! Where the edge differs from an SDK:
-//! - Headers and resource attributes from the environment are added to the file's, a key
-//!   set in both taking the environment's value.
-//! - A generic endpoint replaces both `export.endpoint` and `export.traces_endpoint`; a
-//!   traces endpoint replaces `export.traces_endpoint`, which wins over `export.endpoint`.
-//! - `OTEL_EXPORTER_OTLP_TIMEOUT=0` (no limit) becomes the longest timeout the edge allows.
-//! - `OTEL_BSP_EXPORT_TIMEOUT` has no equivalent: each request is bounded by
-//!   `export.timeout_ms` and retried `export.max_retries` times. It is ignored with a warning.
+//! The standard `OTEL_*` variables over the file: read by trace-core's `otel_env` and applied
+//! to `[export]` by trace-core's export settings, the same way in every Threadline binary.
+//! The environment wins. What is the edge's own: `OTEL_SDK_DISABLED=true` turns tracing off
+//! (`export.enabled`), `OTEL_TRACES_SAMPLER` sets `[sampling]` and `OTEL_PROPAGATORS` the
+//! formats written upstream (`[propagation]`).
 
-use trace_core::otel_env::{self, Endpoint, FromVar, OtelEnv, Timeout};
+use trace_core::otel_env::{self, Applied};
 
-use super::validate::MAX_EXPORT_TIMEOUT_MS;
 use super::{Config, ConfigError};
-
-/// What the environment changed.
-#[derive(Debug, Default)]
-pub struct Applied {
-    /// Values that were ignored, each naming its variable, to be logged.
-    pub warnings: Vec<ConfigError>,
-    /// Fields whose value now comes from a variable: `(field, variable)`.
-    origins: Vec<(&'static str, &'static str)>,
-}
-
-impl Applied {
-    /// `error` from [`Config::validate`], naming the variable when its field was set by one:
-    /// the variable is what the operator must fix.
-    pub fn explain(&self, error: ConfigError) -> ConfigError {
-        let from = self.origins.iter().rev().find(|(field, _)| {
-            error.field.strip_prefix(field).is_some_and(|rest| {
-                rest.is_empty() || rest.starts_with('.') || rest.starts_with('[')
-            })
-        });
-        match from {
-            Some((_, variable)) => {
-                ConfigError::new(*variable, format!("{} (as {})", error.reason, error.field))
-            }
-            None => error,
-        }
-    }
-
-    fn set<T>(&mut self, field: &'static str, from: &FromVar<T>) {
-        self.origins.push((field, from.variable));
-    }
-}
 
 impl Config {
     /// Applies the standard `OTEL_*` variables read through `var`; they win over the file.
@@ -52,72 +14,11 @@ impl Config {
         &mut self,
         var: impl Fn(&str) -> Option<String>,
     ) -> Result<Applied, ConfigError> {
-        let env = otel_env::read(var)?;
-        Ok(self.apply(env))
-    }
-
-    fn apply(&mut self, env: OtelEnv) -> Applied {
-        let mut applied = Applied {
-            warnings: env.warnings,
-            origins: Vec::new(),
-        };
-        let export = &mut self.export;
+        let mut env = otel_env::read(var)?;
+        let mut applied = Applied::new(std::mem::take(&mut env.warnings));
+        self.export.apply_env(&mut env, &mut applied);
         if env.sdk_disabled {
-            export.enabled = false;
-        }
-        if let Some(name) = env.service_name {
-            applied.set("export.service_name", &name);
-            export.service_name = name.value;
-        }
-        if let Some(attributes) = env.resource_attributes {
-            applied.set("export.resource_attributes", &attributes);
-            export.resource_attributes.extend(attributes.value);
-        }
-        if let Some(endpoint) = env.endpoint {
-            match &endpoint.value {
-                Endpoint::Base(url) => {
-                    applied.set("export.endpoint", &endpoint);
-                    export.endpoint = Some(url.clone());
-                    export.traces_endpoint = None;
-                }
-                Endpoint::Traces(url) => {
-                    applied.set("export.traces_endpoint", &endpoint);
-                    export.traces_endpoint = Some(url.clone());
-                }
-            }
-        }
-        if let Some(protocol) = env.protocol {
-            export.protocol = protocol.value;
-        }
-        if let Some(headers) = env.headers {
-            applied.set("export.headers", &headers);
-            export.headers.extend(headers.value);
-        }
-        if let Some(timeout) = env.timeout {
-            applied.set("export.timeout_ms", &timeout);
-            export.timeout_ms = match timeout.value {
-                Timeout::After(d) => u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
-                Timeout::Unlimited => MAX_EXPORT_TIMEOUT_MS,
-            };
-        }
-        if let Some(delay) = env.schedule_delay {
-            applied.set("export.flush_interval_ms", &delay);
-            export.flush_interval_ms = u64::try_from(delay.value.as_millis()).unwrap_or(u64::MAX);
-        }
-        if let Some(timeout) = env.export_timeout {
-            applied.warnings.push(ConfigError::new(
-                timeout.variable,
-                "ignored: edge-proxy bounds each export request (OTEL_EXPORTER_OTLP_TIMEOUT, \
-                 export.timeout_ms) and retries it export.max_retries times",
-            ));
-        }
-        if let Some(size) = env.max_queue_size {
-            applied.set("export.queue_size", &size);
-            export.queue_size = size.value;
-        }
-        if let Some(size) = env.max_export_batch_size {
-            applied.set("export.batch_size", &size);
-            export.batch_size = size.value;
+            self.export.enabled = false;
         }
         if let Some(sampler) = env.sampler {
             sampler.value.apply(&mut self.sampling);
@@ -128,7 +29,7 @@ impl Config {
             propagation.b3_single = formats.value.b3_single;
             propagation.b3_multi = formats.value.b3_multi;
         }
-        applied
+        Ok(applied)
     }
 }
 
@@ -136,8 +37,10 @@ impl Config {
 mod tests {
     use trace_core::sampling::SamplingMode;
 
+    use trace_core::export::settings::MAX_TIMEOUT_MS;
+
     use super::*;
-    use crate::config::Protocol;
+    use trace_core::otel_env::Protocol;
 
     fn lookup(env: &[(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
         move |k| {
@@ -198,7 +101,7 @@ mod tests {
         assert_eq!(export.flush_interval_ms, 250);
         assert_eq!(export.queue_size, 4096);
         assert_eq!(export.batch_size, 128);
-        assert_eq!(export.timeout_ms, MAX_EXPORT_TIMEOUT_MS);
+        assert_eq!(export.timeout_ms, MAX_TIMEOUT_MS);
         assert_eq!(config.sampling.mode, SamplingMode::Proportional);
         assert!(config.sampling.parent_based);
         assert!((config.sampling.percentage - 25.0).abs() < 1e-4);

@@ -59,19 +59,16 @@
 //! buffer_bytes = 1048576                     # lines beyond this, unwritten, are dropped
 //! ```
 
-use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use trace_core::otel_env::Endpoint;
+use trace_core::export::{ExportDefaults, ExportSettings};
 use trace_core::sampling::SamplingConfig;
 
 use super::ConfigError;
 use super::address;
-
-pub use trace_core::otel_env::Protocol;
 
 /// The configuration as written.
 #[derive(Deserialize, Debug, Clone, Default)]
@@ -248,74 +245,21 @@ impl Default for Propagation {
     }
 }
 
-/// Span export.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields, default)]
-pub struct Export {
-    /// Tracing on or off; off leaves propagation and spans out entirely.
-    pub enabled: bool,
-    /// Collector base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/HTTP appends `v1/traces`.
-    /// Without it or `traces_endpoint`, finished spans are printed to the terminal.
-    pub endpoint: Option<String>,
-    /// The traces URL itself, as `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`: used as is, and wins
-    /// over `endpoint`.
-    pub traces_endpoint: Option<String>,
-    /// OTLP protocol.
-    pub protocol: Protocol,
-    /// Timeout of one export request, in milliseconds.
-    pub timeout_ms: u64,
-    /// Spans per export request.
-    pub batch_size: usize,
-    /// A partial batch is sent after this many milliseconds.
-    pub flush_interval_ms: u64,
-    /// Finished spans waiting for export or being exported; beyond this they are dropped and
-    /// counted.
-    pub queue_size: usize,
-    /// Retries of a failed export before its spans are dropped and counted.
-    pub max_retries: u32,
-    /// Extra request headers (e.g. authentication).
-    pub headers: BTreeMap<String, String>,
-    /// `service.name`.
-    pub service_name: String,
-    /// Extra resource attributes.
-    pub resource_attributes: BTreeMap<String, String>,
+/// The edge's defaults: its own spans, sent close to where they are made.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeDefaults;
+
+impl ExportDefaults for EdgeDefaults {
+    const SERVICE_NAME: &'static str = "edge-proxy";
+    const TIMEOUT_MS: u64 = 2000;
+    const QUEUE_SIZE: usize = 8192;
+    const MAX_RETRIES: u32 = 2;
+    const SHUTDOWN_TIMEOUT_MS: u64 = 5000;
 }
 
-impl Default for Export {
-    fn default() -> Self {
-        Self {
-            enabled: true,
-            endpoint: None,
-            traces_endpoint: None,
-            protocol: Protocol::default(),
-            timeout_ms: 2000,
-            batch_size: 512,
-            flush_interval_ms: 1000,
-            queue_size: 8192,
-            max_retries: 2,
-            headers: BTreeMap::new(),
-            service_name: "edge-proxy".into(),
-            resource_attributes: BTreeMap::new(),
-        }
-    }
-}
-
-impl Export {
-    /// The endpoint in effect: `traces_endpoint` if set, else `endpoint`.
-    pub fn endpoint(&self) -> Option<Endpoint> {
-        match (&self.traces_endpoint, &self.endpoint) {
-            (Some(traces), _) => Some(Endpoint::Traces(traces.clone())),
-            (None, Some(base)) => Some(Endpoint::Base(base.clone())),
-            (None, None) => None,
-        }
-    }
-
-    /// Where the traces go: the OTLP/HTTP URL or the gRPC target, built by the
-    /// specification's rules (trace-core's `Endpoint::traces_url`); `None` prints them.
-    pub fn traces_url(&self) -> Option<String> {
-        self.endpoint().map(|e| e.traces_url(self.protocol))
-    }
-}
+/// Span export: trace-core's `[export]` settings. `enabled = false` leaves propagation and
+/// spans out entirely; without an endpoint, finished spans are printed to the terminal.
+pub type Export = ExportSettings<EdgeDefaults>;
 
 /// How an upstream is picked.
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -2,7 +2,6 @@
 //! every request uses (sampler, formats, route grouping, span tags).
 
 use trace_core::config::check_ranges;
-use trace_core::otel_env::is_http_url;
 use trace_core::propagation::Formats;
 use trace_core::route::RouteGrouper;
 use trace_core::sampling::Sampler;
@@ -10,10 +9,6 @@ use trace_core::semconv::threadline;
 use trace_core::span::KeyValue;
 
 use super::{Config, ConfigError};
-
-/// The longest export request timeout, in milliseconds; also what an unlimited
-/// `OTEL_EXPORTER_OTLP_TIMEOUT=0` becomes.
-pub const MAX_EXPORT_TIMEOUT_MS: u64 = 60_000;
 
 /// The checked configuration.
 #[derive(Debug, Clone)]
@@ -48,7 +43,7 @@ impl Config {
         self.check_listeners()?;
         self.check_server()?;
         let sampler = self.sampling.build().map_err(|e| e.within("sampling"))?;
-        self.check_export()?;
+        self.export.check()?;
         if let Some(name) = &self.propagation.trace_id_response_header
             && http::HeaderName::from_bytes(name.as_bytes()).is_err()
         {
@@ -137,60 +132,6 @@ impl Config {
                 300,
             ),
         ])
-    }
-
-    fn check_export(&self) -> Result<(), ConfigError> {
-        let export = &self.export;
-        for (field, url) in [
-            ("export.endpoint", &export.endpoint),
-            ("export.traces_endpoint", &export.traces_endpoint),
-        ] {
-            if let Some(url) = url
-                && !is_http_url(url)
-            {
-                return Err(invalid(field, "must be an http:// or https:// URL"));
-            }
-        }
-        check_ranges(&[
-            (
-                "export.timeout_ms",
-                export.timeout_ms,
-                1,
-                MAX_EXPORT_TIMEOUT_MS,
-            ),
-            ("export.batch_size", export.batch_size as u64, 1, 10_000),
-            (
-                "export.flush_interval_ms",
-                export.flush_interval_ms,
-                10,
-                60_000,
-            ),
-            ("export.queue_size", export.queue_size as u64, 1, 10_000_000),
-            ("export.max_retries", u64::from(export.max_retries), 0, 10),
-        ])?;
-        // The exporter is woken when a batch is queued, so a batch must fit in the queue.
-        if export.batch_size > export.queue_size {
-            return Err(invalid(
-                "export.batch_size",
-                format!(
-                    "{} is larger than export.queue_size ({})",
-                    export.batch_size, export.queue_size
-                ),
-            ));
-        }
-        for (name, value) in &export.headers {
-            let field = || format!("export.headers.{name}");
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(invalid(field(), "is not a header name"));
-            }
-            if http::HeaderValue::from_str(value).is_err() {
-                return Err(invalid(field(), "is not a valid header value"));
-            }
-        }
-        if export.service_name.trim().is_empty() {
-            return Err(invalid("export.service_name", "must not be empty"));
-        }
-        Ok(())
     }
 
     fn check_upstreams(&self) -> Result<(), ConfigError> {

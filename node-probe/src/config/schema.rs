@@ -59,7 +59,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use trace_core::otel_env::Endpoint;
+use trace_core::export::{ExportDefaults, ExportSettings};
 use trace_core::sampling::SamplingConfig;
 
 use super::ConfigError;
@@ -240,73 +240,24 @@ impl Default for Join {
     }
 }
 
-/// Span export to the collector.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(deny_unknown_fields, default)]
-pub struct Export {
-    /// Collector base URL, as `OTEL_EXPORTER_OTLP_ENDPOINT`: OTLP/HTTP appends `v1/traces`.
-    /// One of the two endpoints is required: the OTLP default (localhost:4318) is where the
-    /// agent itself receives.
-    pub endpoint: Option<String>,
-    /// The traces URL itself, as `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`; wins over `endpoint`.
-    pub traces_endpoint: Option<String>,
-    /// OTLP protocol.
-    pub protocol: Protocol,
-    /// Timeout of one export request, in milliseconds.
-    pub timeout_ms: u64,
-    /// Spans per export request.
-    pub batch_size: usize,
-    /// A partial batch is sent after this many milliseconds.
-    pub flush_interval_ms: u64,
-    /// Spans held (sidecars' and black-box, being exported included); beyond this they are
-    /// dropped and counted.
-    pub queue_size: usize,
-    /// Retries of a failed export before its spans are dropped and counted.
-    pub max_retries: u32,
-    /// How long the flush at shutdown may take, in milliseconds.
-    pub shutdown_timeout_ms: u64,
-    /// Extra request headers (e.g. authentication).
-    pub headers: BTreeMap<String, String>,
+/// The relay's defaults: it holds the spans of every sidecar and workload on its node.
+#[derive(Debug, Clone, Copy)]
+pub struct RelayDefaults;
+
+impl ExportDefaults for RelayDefaults {
     /// `service.name` of black-box spans whose interface maps to no workload.
-    pub service_name: String,
-    /// Extra resource attributes of black-box spans.
-    pub resource_attributes: BTreeMap<String, String>,
+    const SERVICE_NAME: &'static str = "microvm";
+    const TIMEOUT_MS: u64 = 5000;
+    const QUEUE_SIZE: usize = 65_536;
+    const MAX_RETRIES: u32 = 3;
+    const SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
 }
 
-impl Default for Export {
-    fn default() -> Self {
-        Self {
-            endpoint: None,
-            traces_endpoint: None,
-            protocol: Protocol::default(),
-            timeout_ms: 5000,
-            batch_size: 512,
-            flush_interval_ms: 1000,
-            queue_size: 65_536,
-            max_retries: 3,
-            shutdown_timeout_ms: 10_000,
-            headers: BTreeMap::new(),
-            service_name: "microvm".into(),
-            resource_attributes: BTreeMap::new(),
-        }
-    }
-}
-
-impl Export {
-    /// The endpoint in effect: `traces_endpoint` if set, else `endpoint`.
-    pub fn endpoint(&self) -> Option<Endpoint> {
-        match (&self.traces_endpoint, &self.endpoint) {
-            (Some(traces), _) => Some(Endpoint::Traces(traces.clone())),
-            (None, Some(base)) => Some(Endpoint::Base(base.clone())),
-            (None, None) => None,
-        }
-    }
-
-    /// The traces URL or gRPC target, by the specification's rules.
-    pub fn traces_url(&self) -> Option<String> {
-        self.endpoint().map(|e| e.traces_url(self.protocol))
-    }
-}
+/// Span export to the collector: trace-core's `[export]` settings. One of the two endpoints
+/// is required: the OTLP default (localhost:4318) is where the agent itself receives.
+/// `service_name` and `resource_attributes` describe black-box spans whose interface maps to
+/// no workload.
+pub type Export = ExportSettings<RelayDefaults>;
 
 /// The filter artifact.
 #[derive(Deserialize, Debug, Clone)]

@@ -1,10 +1,8 @@
 //! The checks of the whole configuration, once at start, and the state derived from it.
 
-use std::time::Duration;
-
+use otlp_export::Target;
 use trace_core::config::check_ranges;
-use trace_core::export::{Backoff, BufferLimits};
-use trace_core::otel_env::is_http_url;
+use trace_core::export::BufferLimits;
 use trace_core::route::RouteGrouper;
 use trace_core::sampling::Sampler;
 use trace_core::semconv::threadline;
@@ -14,10 +12,6 @@ use super::{Config, ConfigError};
 use crate::artifact::Artifact;
 use crate::exchange::{Limits, WorkloadMap};
 use crate::join::JoinSettings;
-
-/// The longest export request timeout, in milliseconds; also what an unlimited
-/// `OTEL_EXPORTER_OTLP_TIMEOUT=0` becomes.
-pub const MAX_EXPORT_TIMEOUT_MS: u64 = 60_000;
 
 const MS: u64 = 1_000_000;
 
@@ -40,19 +34,10 @@ pub struct Settings {
     pub join: JoinSettings,
     /// The relay's buffer.
     pub buffer: BufferLimits,
-    /// The traces URL or gRPC target.
-    pub traces_url: String,
-    /// Export request headers.
-    pub headers: Vec<(String, String)>,
+    /// Where the relay sends.
+    pub target: Target,
     /// The artifact, read.
     pub artifact: Option<Artifact>,
-}
-
-impl Settings {
-    /// The export request timeout.
-    pub fn export_timeout(&self) -> Duration {
-        Duration::from_millis(self.config.export.timeout_ms)
-    }
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ConfigError {
@@ -108,45 +93,13 @@ impl Config {
             ("join.inflight_wait_ms", j.inflight_wait_ms, 0, 600_000),
             ("join.max_indexed", j.max_indexed as u64, 1, 4 << 20),
             ("join.max_pending", j.max_pending as u64, 1, 4 << 20),
-            ("export.timeout_ms", e.timeout_ms, 1, MAX_EXPORT_TIMEOUT_MS),
-            ("export.batch_size", e.batch_size as u64, 1, 10_000),
-            ("export.flush_interval_ms", e.flush_interval_ms, 10, 60_000),
-            ("export.queue_size", e.queue_size as u64, 1, 10_000_000),
-            ("export.max_retries", u64::from(e.max_retries), 0, 10),
-            (
-                "export.shutdown_timeout_ms",
-                e.shutdown_timeout_ms,
-                0,
-                300_000,
-            ),
         ])?;
-        if e.batch_size > e.queue_size {
+        e.check()?;
+        if !e.enabled {
             return Err(invalid(
-                "export.batch_size",
-                format!(
-                    "{} is larger than export.queue_size ({})",
-                    e.batch_size, e.queue_size
-                ),
+                "export.enabled",
+                "node-probe cannot run with export off: it relays the sidecars' spans",
             ));
-        }
-        for (field, url) in [
-            ("export.endpoint", &e.endpoint),
-            ("export.traces_endpoint", &e.traces_endpoint),
-        ] {
-            if let Some(url) = url
-                && !is_http_url(url)
-            {
-                return Err(invalid(field, "must be an http:// or https:// URL"));
-            }
-        }
-        for (name, value) in &e.headers {
-            let field = || format!("export.headers.{name}");
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(invalid(field(), "is not a header name"));
-            }
-            if http::HeaderValue::from_str(value).is_err() {
-                return Err(invalid(field(), "is not a valid header value"));
-            }
         }
         let Some(traces_url) = e.traces_url() else {
             return Err(invalid(
@@ -160,19 +113,12 @@ impl Config {
                 .grpc
                 .is_some_and(|grpc| points_at(&traces_url, grpc))
         {
-            let field = if e.traces_endpoint.is_some() {
-                "export.traces_endpoint"
-            } else {
-                "export.endpoint"
-            };
             return Err(invalid(
-                field,
+                e.endpoint_field(),
                 format!("{traces_url} is this agent's own receiver: spans would loop"),
             ));
         }
-        if e.service_name.trim().is_empty() {
-            return Err(invalid("export.service_name", "must not be empty"));
-        }
+        let target = Target::new(e)?;
         for (interface, workload) in &self.workloads {
             if interface.is_empty() || workload.trim().is_empty() {
                 return Err(invalid(
@@ -224,21 +170,8 @@ impl Config {
                 max_indexed: j.max_indexed,
                 max_pending: j.max_pending,
             },
-            buffer: BufferLimits {
-                batch_spans: e.batch_size,
-                capacity_spans: e.queue_size,
-                flush_interval_ms: e.flush_interval_ms,
-                // One request at a time: a slow collector is better met by backing off.
-                max_in_flight: 1,
-                max_retries: e.max_retries,
-                backoff: Backoff::default(),
-            },
-            traces_url,
-            headers: e
-                .headers
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            buffer: e.buffer_limits(),
+            target,
             artifact,
             config: self,
         })
@@ -287,7 +220,10 @@ mod tests {
         let settings = Config::from_toml("[export]\nendpoint = \"http://collector:4318\"")
             .and_then(Config::validate)
             .unwrap();
-        assert_eq!(settings.traces_url, "http://collector:4318/v1/traces");
+        assert_eq!(
+            settings.target.describe(),
+            "http://collector:4318/v1/traces"
+        );
         assert_eq!(settings.limits, Limits::default());
         assert_eq!(settings.join, JoinSettings::default());
     }
@@ -315,6 +251,7 @@ mod tests {
                 "[export.headers]\n\"bad name\" = \"x\"",
                 "export.headers.bad name",
             ),
+            ("[export]\nenabled = false", "export.enabled"),
             ("[join]\nmax_pending = 0", "join.max_pending"),
             ("[exchanges]\nquiet_ms = 1", "exchanges.quiet_ms"),
             ("[sampling]\npercentage = 120.0", "sampling.percentage"),

@@ -7,22 +7,16 @@
 //! (hash_seed or proportional) when it starts a trace; unsampled ones are counted and not
 //! sent. The sidecars' spans were sampled where they were made and are forwarded as they are.
 
-mod queue;
-pub mod transport;
-
 use std::sync::Arc;
-use std::time::Duration;
 
-use bytes::Bytes;
+use otlp_export::{ExportCounters, Queue};
 use prost::Message;
-use trace_core::export::{BufferLimits, Dispatch, DropReason, Settled, Verdict};
+use trace_core::export::{BufferLimits, DropReason};
 use trace_core::otlp::encode_request;
 use trace_core::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use trace_core::otlp::proto::trace::v1::{ResourceSpans, ScopeSpans};
 use trace_core::span::Scope;
 
-pub use self::queue::Queue;
-pub use self::transport::Transport;
 use crate::join::Resolved;
 use crate::metrics::{Counts, Label};
 
@@ -84,18 +78,47 @@ impl Label for DropReason {
 #[derive(Clone)]
 pub struct Relay {
     queue: Arc<Queue>,
+    counts: Counts<RelayCount>,
     scope: Arc<Scope>,
 }
 
+/// The export counters, in the agent's metrics.
+struct RelayCounters {
+    counts: Counts<RelayCount>,
+    dropped: Counts<DropReason>,
+}
+
+impl ExportCounters for RelayCounters {
+    fn exported(&self, spans: u64) {
+        self.counts.add(RelayCount::Exported, spans);
+    }
+
+    fn dropped(&self, reason: DropReason, spans: u64) {
+        self.dropped.add(reason, spans);
+    }
+
+    fn failed_attempt(&self) {
+        self.counts.inc(RelayCount::ExportErrors);
+    }
+}
+
 impl Relay {
-    /// A relay with these bounds.
+    /// A relay with these bounds. Each entry of its queue is one
+    /// `ExportTraceServiceRequest.resource_spans` record holding one span under that span's
+    /// own resource and scope (a sidecar's span keeps those it came with, a black-box span
+    /// gets its workload's), so a batch is a request as it is.
     pub fn new(
         limits: BufferLimits,
         counts: Counts<RelayCount>,
         dropped: Counts<DropReason>,
     ) -> Self {
+        let counters = RelayCounters {
+            counts: counts.clone(),
+            dropped,
+        };
         Self {
-            queue: Arc::new(Queue::new(limits, counts, dropped)),
+            queue: Arc::new(Queue::new(limits, Box::new(counters))),
+            counts,
             scope: Arc::new(Scope {
                 name: "node-probe".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
@@ -106,10 +129,10 @@ impl Relay {
     /// Offers a black-box span: sent when its trace is sampled, counted otherwise.
     pub fn black_box(&self, resolved: &Resolved) {
         if !resolved.span.context.is_sampled() {
-            self.queue.counts.inc(RelayCount::Unsampled);
+            self.counts.inc(RelayCount::Unsampled);
             return;
         }
-        self.queue.counts.inc(RelayCount::BlackBox);
+        self.counts.inc(RelayCount::BlackBox);
         let mut entry = Vec::with_capacity(512);
         encode_request(
             &resolved.resource,
@@ -148,7 +171,7 @@ impl Relay {
                 }
             }
         }
-        self.queue.counts.add(RelayCount::Forwarded, spans as u64);
+        self.counts.add(RelayCount::Forwarded, spans as u64);
         spans
     }
 
@@ -161,109 +184,10 @@ impl Relay {
     pub fn queue(&self) -> Arc<Queue> {
         self.queue.clone()
     }
-}
 
-/// Sends the relay's batches until shut down, then flushes.
-pub struct Exporter {
-    queue: Arc<Queue>,
-    transport: Transport,
-    flush_interval: Duration,
-}
-
-impl Exporter {
-    /// An exporter draining `relay` through `transport`; a partial batch is looked at least
-    /// once per `flush_interval`.
-    pub fn new(relay: &Relay, transport: Transport, flush_interval: Duration) -> Self {
-        Self {
-            queue: relay.queue(),
-            transport,
-            flush_interval,
-        }
-    }
-
-    /// Runs until `shutdown` says so, then sends what is held for at most `flush_timeout`;
-    /// what is left then is dropped and counted as dropped at shutdown.
-    pub async fn run(
-        self,
-        mut shutdown: tokio::sync::watch::Receiver<bool>,
-        flush_timeout: Duration,
-    ) {
-        let mut in_flight = None;
-        while !*shutdown.borrow() {
-            let sending = self.send_due(&mut in_flight);
-            tokio::select! {
-                () = sending => {}
-                _ = shutdown.changed() => break,
-            }
-            let latest = tokio::time::Instant::now() + self.flush_interval;
-            let wake = self
-                .queue
-                .next_due_ms()
-                .map_or(latest, |due| self.queue.instant(due).min(latest));
-            tokio::select! {
-                () = self.queue.batch_ready() => {}
-                () = tokio::time::sleep_until(wake) => {}
-                _ = shutdown.changed() => break,
-            }
-        }
-        // Spans offered after this are counted as dropped at shutdown; the batch cut short
-        // goes first, so nothing is sent at most once that could be sent at least once.
-        self.queue.close();
-        if let Some(cut_short) = in_flight.take() {
-            self.queue.requeue(cut_short);
-        }
-        let held = self.queue.held();
-        let flushed = tokio::time::timeout(flush_timeout, async {
-            loop {
-                self.send_due(&mut in_flight).await;
-                match self.queue.next_due_ms() {
-                    Some(due) => tokio::time::sleep_until(self.queue.instant(due)).await,
-                    None => break,
-                }
-            }
-        })
-        .await;
-        if let Some(cut_short) = in_flight.take() {
-            self.queue.requeue(cut_short);
-        }
-        let lost = self.queue.discard();
-        match flushed {
-            Ok(()) if lost == 0 => tracing::info!(spans = held, "relay flushed on shutdown"),
-            _ => tracing::warn!(
-                spans = lost,
-                "relay could not flush everything on shutdown: spans dropped"
-            ),
-        }
-    }
-
-    /// Sends every batch that is due. The batch being sent stays in `in_flight`, so that a
-    /// send cut short by shutdown still has it.
-    async fn send_due(&self, in_flight: &mut Option<Dispatch>) {
-        while let Some(dispatch) = self.queue.next_dispatch() {
-            let dispatch = in_flight.insert(dispatch);
-            let body = Bytes::from(dispatch.batch.entries.clone());
-            let (delivery, error) = self.transport.send(body).await;
-            let verdict = delivery.verdict();
-            if verdict != Verdict::Accepted {
-                self.queue.counts.inc(RelayCount::ExportErrors);
-                tracing::warn!(
-                    attempt = dispatch.failures + 1,
-                    error = %error.unwrap_or_default(),
-                    ?verdict,
-                    spans = dispatch.batch.spans,
-                    "relay export failed"
-                );
-            }
-            if let Some(dispatch) = in_flight.take()
-                && let Settled::Dropped(spans, reason) = self.queue.settle(dispatch, verdict)
-            {
-                tracing::warn!(
-                    spans,
-                    reason = reason.as_str(),
-                    "spans dropped: export gave up"
-                );
-            }
-        }
+    /// What the relay counted.
+    pub fn counts(&self) -> &Counts<RelayCount> {
+        &self.counts
     }
 }
 

@@ -10,8 +10,8 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use otlp_export::{Exporter, Framing, Target};
 use trace_core::export::{Backoff, BufferLimits, DropReason};
-use trace_core::otel_env::Protocol;
 use trace_core::otlp::decode_request;
 use trace_core::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use trace_core::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
@@ -21,6 +21,7 @@ use trace_core::span::{Resource, Span};
 use trace_core::{SpanContext, TraceFlags, TraceId};
 
 use super::*;
+use crate::config::Export;
 use crate::join::Resolved;
 
 /// A collector on a loopback port: answers each request with the next scripted status (200
@@ -171,15 +172,31 @@ fn received(service: &str, names: &[&str]) -> ExportTraceServiceRequest {
 async fn run(
     relay: &Relay,
     url: &str,
+    flush_interval_ms: u64,
 ) -> (
     tokio::sync::watch::Sender<bool>,
     tokio::task::JoinHandle<()>,
 ) {
-    let transport =
-        Transport::new(Protocol::HttpProtobuf, url, &[], Duration::from_secs(2)).unwrap();
-    let exporter = Exporter::new(relay, transport, Duration::from_millis(20));
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(exporter.run(stopped, Duration::from_secs(2)));
+    let mut settings = Export::default();
+    settings.traces_endpoint = Some(url.to_owned());
+    settings.flush_interval_ms = flush_interval_ms;
+    settings.shutdown_timeout_ms = 2000;
+    let exporter = Arc::new(Exporter::new(
+        "relay",
+        relay.queue(),
+        Target::new(&settings).unwrap(),
+        Framing::Complete,
+        &settings,
+    ));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(async move {
+        exporter
+            .run(async move {
+                let _ = stopped.changed().await;
+            })
+            .await;
+        exporter.flush().await;
+    });
     (stop, task)
 }
 
@@ -197,7 +214,7 @@ async fn wait_for(mut done: impl FnMut() -> bool) {
 async fn black_box_and_sidecar_spans_reach_the_collector_under_their_own_resources() {
     let (collector, url) = Collector::start(&[]).await;
     let relay = relay(100);
-    let (stop, task) = run(&relay, &url).await;
+    let (stop, task) = run(&relay, &url, 20).await;
     relay.black_box(&resolved("GET /bb", true));
     relay.black_box(&resolved("GET /unsampled", false));
     assert_eq!(relay.forward(&received("sidecar", &["a", "b", "c"])), 3);
@@ -213,7 +230,7 @@ async fn black_box_and_sidecar_spans_reach_the_collector_under_their_own_resourc
             ("sidecar".into(), "c".into()),
         ]
     );
-    let counts = &relay.queue().counts;
+    let counts = relay.counts();
     assert_eq!(counts.get(RelayCount::Unsampled), 1);
     assert_eq!(counts.get(RelayCount::Exported), 4);
     stop.send(true).unwrap();
@@ -224,14 +241,14 @@ async fn black_box_and_sidecar_spans_reach_the_collector_under_their_own_resourc
 async fn an_outage_is_retried_and_drops_beyond_the_buffer_are_counted() {
     let (collector, url) = Collector::start(&[503, 503]).await;
     let relay = relay(4);
-    let (stop, task) = run(&relay, &url).await;
+    let (stop, task) = run(&relay, &url, 20).await;
     relay.forward(&received("sidecar", &["1", "2"]));
-    wait_for(|| relay.queue().counts.get(RelayCount::ExportErrors) >= 1).await;
+    wait_for(|| relay.counts().get(RelayCount::ExportErrors) >= 1).await;
     // The failing batch holds room: beyond the bound, spans are dropped as a retry backlog.
     relay.forward(&received("sidecar", &["3", "4", "5"]));
     assert_eq!(relay.queue().dropped(DropReason::RetryBacklog), 1);
     wait_for(|| collector.spans().len() == 4).await;
-    assert_eq!(relay.queue().counts.get(RelayCount::ExportErrors), 2);
+    assert_eq!(relay.counts().get(RelayCount::ExportErrors), 2);
     // A collector that refuses for good: dropped at once, as rejected.
     collector.script.lock().unwrap().push_back(400);
     relay.forward(&received("sidecar", &["6", "7"]));
@@ -252,7 +269,7 @@ async fn shutdown_flushes_what_is_held() {
         Counts::detached(),
         Counts::detached(),
     );
-    let (stop, task) = run(&relay, &url).await;
+    let (stop, task) = run(&relay, &url, 60_000).await;
     relay.forward(&received("sidecar", &["x"]));
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert!(collector.spans().is_empty(), "the flush interval is long");

@@ -36,11 +36,13 @@
 //! wrong place or keeps the wrong share of them, and nobody reads the warning. Refusing bad
 //! configuration at start is this project's rule for its own files too.
 
+mod applied;
 mod endpoint;
 mod values;
 
 use core::time::Duration;
 
+pub use applied::Applied;
 pub use endpoint::{Endpoint, Protocol, TRACES_PATH, is_http_url};
 pub use values::{FromVar, Timeout};
 
