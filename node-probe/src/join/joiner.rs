@@ -1,6 +1,11 @@
 //! Parent resolution for black-box spans, in the order the design fixes:
 //!
-//! 1. the `traceparent` seen in the payload;
+//! 1. the `traceparent` seen in the payload, unless a sidecar span on the same 4-tuple covers
+//!    the exchange. Only a sidecar that propagated as a black box (a SigV4-signed request it
+//!    must not touch) records its upstream 4-tuple, and such a sidecar left the header as it
+//!    found it: the header names the sidecar's parent, and the sidecar span is the nearer
+//!    parent. So a span with a header waits the join window for such a sidecar span too,
+//!    and takes the header's parent when none comes (or at once, when the wait is full);
 //! 2. otherwise the sidecar span whose upstream 4-tuple matches the connection and whose time
 //!    window covers the exchange, received within the join window: a black-box span waits up
 //!    to the window for it;
@@ -67,6 +72,8 @@ pub struct Resolved {
 struct Waiting {
     span: BlackBoxSpan,
     tuple: Option<Tuple>,
+    /// The parent the header named, taken when no sidecar span comes.
+    header: Option<SpanContext>,
 }
 
 /// A bounded map whose entries expire in insertion order.
@@ -173,31 +180,34 @@ impl Joiner {
     /// or others) are appended to `out`.
     pub fn add_black_box(&mut self, span: BlackBoxSpan, now: u64, out: &mut Vec<Resolved>) {
         self.now = now;
-        match &span.header {
-            SeenParent::Valid(parent, state) => {
-                let parent = SpanContext {
-                    trace_id: parent.trace_id,
-                    span_id: parent.parent_id,
-                    flags: parent.flags,
-                    trace_state: state.clone(),
-                };
-                return self.resolve(span, ParentSource::Header, Some(parent), out);
+        let header = match &span.header {
+            SeenParent::Valid(parent, state) => Some(SpanContext {
+                trace_id: parent.trace_id,
+                span_id: parent.parent_id,
+                flags: parent.flags,
+                trace_state: state.clone(),
+            }),
+            SeenParent::Invalid(_) => {
+                self.counts.inc(JoinCount::HeaderInvalid);
+                None
             }
-            SeenParent::Invalid(_) => self.counts.inc(JoinCount::HeaderInvalid),
-            SeenParent::Cut => self.counts.inc(JoinCount::HeaderCut),
-            SeenParent::Absent => {}
-        }
+            SeenParent::Cut => {
+                self.counts.inc(JoinCount::HeaderCut);
+                None
+            }
+            SeenParent::Absent => None,
+        };
         let tuple = Tuple::of_flow(&span.key);
         let (start, end) = (span.span.start_unix_nano, span.span.end_unix_nano);
         if let Some(tuple) = tuple
             && let Some(sidecar) = self.index.find(&tuple, start, end, self.settings.slack_ns)
         {
-            let parent = sidecar.context.clone();
-            return self.resolve(span, ParentSource::FourTuple, Some(parent), out);
+            let (source, parent) = nearer_parent(header, sidecar.context.clone());
+            return self.resolve(span, source, Some(parent), out);
         }
         if self.waiting.len() >= self.settings.max_pending {
             self.counts.inc(JoinCount::PendingFull);
-            return self.after_window(span, tuple, now, out);
+            return self.after_window(span, tuple, header, now, out);
         }
         self.counts.inc(JoinCount::Waited);
         let id = self.id();
@@ -206,7 +216,11 @@ impl Joiner {
         }
         self.waiting.insert(
             id,
-            Waiting { span, tuple },
+            Waiting {
+                span,
+                tuple,
+                header,
+            },
             now.saturating_add(self.settings.window_ns),
         );
     }
@@ -235,8 +249,8 @@ impl Joiner {
             }
             for id in covered {
                 if let Some(waiting) = self.waiting.entries.remove(&id) {
-                    let parent = sidecar.context.clone();
-                    self.resolve(waiting.span, ParentSource::FourTuple, Some(parent), out);
+                    let (source, parent) = nearer_parent(waiting.header, sidecar.context.clone());
+                    self.resolve(waiting.span, source, Some(parent), out);
                 }
             }
         }
@@ -269,7 +283,7 @@ impl Joiner {
             if let Some(tuple) = waiting.tuple {
                 remove_id(&mut self.by_tuple, &tuple, |i| i == id);
             }
-            self.after_window(waiting.span, waiting.tuple, now, out);
+            self.after_window(waiting.span, waiting.tuple, waiting.header, now, out);
         }
         for (id, span) in self.parked.expire(now) {
             if let Some(server) = span.inflight_parent {
@@ -319,6 +333,7 @@ impl Joiner {
         &mut self,
         span: BlackBoxSpan,
         tuple: Option<Tuple>,
+        header: Option<SpanContext>,
         now: u64,
         out: &mut Vec<Resolved>,
     ) {
@@ -333,6 +348,9 @@ impl Joiner {
                 });
             }
             self.released_by_tuple.entry(tuple).or_default().push(id);
+        }
+        if let Some(parent) = header {
+            return self.resolve(span, ParentSource::Header, Some(parent), out);
         }
         let Some(server) = span.inflight_parent else {
             return self.resolve(span, ParentSource::None, None, out);
@@ -406,6 +424,17 @@ impl Joiner {
                 self.resolve(call, ParentSource::VmInflight, Some(server.clone()), out);
             }
         }
+    }
+}
+
+/// Between the header's parent and a sidecar span on the same 4-tuple: the sidecar span, the
+/// nearer parent, when it is of the header's trace (it continued the header and left it as
+/// it was); the header otherwise, since a sidecar that started a trace of its own did not
+/// carry this one.
+fn nearer_parent(header: Option<SpanContext>, sidecar: SpanContext) -> (ParentSource, SpanContext) {
+    match header {
+        Some(header) if header.trace_id != sidecar.trace_id => (ParentSource::Header, header),
+        _ => (ParentSource::FourTuple, sidecar),
     }
 }
 

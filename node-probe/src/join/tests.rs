@@ -141,6 +141,51 @@ fn the_header_comes_first_and_its_flag_decides() {
 }
 
 #[test]
+fn a_header_a_black_box_sidecar_left_as_it_was_yields_to_that_sidecar_span() {
+    let mut j = joiner();
+    let tcp = Tcp::new(8080, 40_100);
+    let mut out = Vec::new();
+    // The request carried its caller's header through a sidecar that must not touch it.
+    let mut span = black_box(SpanKind::Server, &tcp, 3, T0 + MS, T0 + 2 * MS);
+    let parent =
+        TraceParent::parse(b"00-09090909090909090909090909090909-0707070707070707-01").unwrap();
+    span.header = SeenParent::Valid(parent, TraceState::default());
+    j.add_black_box(span, 0, &mut out);
+    assert!(
+        out.is_empty(),
+        "a span with a header waits for a sidecar span too"
+    );
+    // The sidecar's span, of the header's trace, arrives within the window.
+    j.add_sidecar(
+        SidecarSpan::from_proto(&sidecar(&tcp, 9, 2, T0, T0 + 10 * MS)).unwrap(),
+        MS,
+        &mut out,
+    );
+    let [resolved] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(resolved.span.trace_id(), parent.trace_id);
+    assert_eq!(
+        resolved.span.parent_span_id,
+        Some(SpanId::from_bytes([2; 8]))
+    );
+    assert_eq!(source(&resolved.span), Some(&Value::from("four_tuple")));
+
+    // Without a sidecar span, the header's parent once the window has passed.
+    let tcp = Tcp::new(8080, 40_101);
+    let mut span = black_box(SpanKind::Server, &tcp, 4, T0 + MS, T0 + 2 * MS);
+    span.header = SeenParent::Valid(parent, TraceState::default());
+    out.clear();
+    j.add_black_box(span, 0, &mut out);
+    j.tick(10 * 1_000 * MS, &mut out);
+    let [resolved] = &out[..] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(resolved.span.parent_span_id, Some(parent.parent_id));
+    assert_eq!(source(&resolved.span), Some(&Value::from("header")));
+}
+
+#[test]
 fn a_sidecar_span_already_received_is_joined_at_once() {
     let mut j = joiner();
     let tcp = Tcp::new(8080, 40_001);
