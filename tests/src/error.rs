@@ -27,6 +27,13 @@ pub enum Error {
     },
     /// An option the guest cannot be given.
     Options(String),
+    /// A binary of this workspace has not been built.
+    MissingBinary {
+        /// Its name.
+        name: String,
+        /// Where it was looked for.
+        looked_in: Vec<PathBuf>,
+    },
     /// A command failed or timed out.
     Command {
         /// The command line.
@@ -67,6 +74,11 @@ impl std::fmt::Display for Error {
                 path.display()
             ),
             Self::Options(what) => write!(f, "bad microVM option: {what}"),
+            Self::MissingBinary { name, looked_in } => write!(
+                f,
+                "{name} is not built (looked in {looked_in:?}): run `cargo build -p {name}` \
+                 or the whole suite with scripts/test.sh"
+            ),
             Self::Command { command, detail } => write!(f, "`{command}` failed: {detail}"),
             Self::Boot { reason, console } => {
                 write!(

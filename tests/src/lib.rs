@@ -11,11 +11,15 @@
 //! sets `THREADLINE_REQUIRE_MICROVM=1`.
 #![forbid(unsafe_code)]
 
+pub mod collector;
 mod command;
 pub mod error;
 pub mod microvm;
 pub mod netns;
+pub mod process;
 
+pub use collector::Collector;
 pub use error::{Error, or_skip};
 pub use microvm::{MicroVm, MicroVmOptions};
 pub use netns::{Netns, Veth};
+pub use process::{Process, built_binary};
