@@ -17,6 +17,7 @@ pub mod error;
 pub mod microvm;
 pub mod netns;
 pub mod process;
+pub mod trace;
 
 pub use collector::Collector;
 pub use error::{Error, or_skip};
