@@ -52,10 +52,7 @@ fn the_agent_in_the_vms_namespace_makes_joined_spans_of_the_guests_exchanges() {
         .unwrap()
         .unwrap();
     let collector_addr = listener.local_addr().unwrap();
-    let collector = {
-        let _enter = runtime.enter();
-        Collector::serve(listener)
-    };
+    let collector = Collector::start(listener).unwrap();
     let agent = probe::start(
         "microvm",
         &["ip", "netns", "exec", &namespace],
@@ -69,7 +66,7 @@ fn the_agent_in_the_vms_namespace_makes_joined_spans_of_the_guests_exchanges() {
     );
     let guest: SocketAddr = vm.guest_addr().into();
     let server_span = |local: SocketAddr| -> Received {
-        collector.wait_for(&format!("SERVER from {local}"), |span| {
+        collector.wait_for(&format!("SERVER from {local}"), WAIT, |span| {
             span.kind == SERVER && has_address(span, "peer", local)
         })
     };
@@ -175,7 +172,7 @@ fn the_agent_in_the_vms_namespace_makes_joined_spans_of_the_guests_exchanges() {
         string(&outer.attributes, "url.path").as_deref(),
         Some("/call")
     );
-    let found = collector.wait_for("CLIENT of the guest's call", |span| {
+    let found = collector.wait_for("CLIENT of the guest's call", WAIT, |span| {
         span.kind == CLIENT && has_address(span, "peer", callee_addr)
     });
     let (resource, call) = &found;

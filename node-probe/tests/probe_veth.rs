@@ -114,7 +114,7 @@ fn connect(addr: SocketAddr) -> TcpStream {
 
 /// The black-box SERVER span of the client connection from `local`.
 fn server_span(collector: &Collector, local: SocketAddr) -> Received {
-    collector.wait_for(&format!("SERVER from {local}"), |span| {
+    collector.wait_for(&format!("SERVER from {local}"), WAIT, |span| {
         span.kind == SERVER && has_address(span, "peer", local)
     })
 }
@@ -126,10 +126,7 @@ fn the_agent_makes_joined_spans_of_exchanges_on_a_veth() {
     start_workload(&topology);
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let collector_addr = listener.local_addr().unwrap();
-    let collector = {
-        let _enter = runtime.enter();
-        Collector::serve(listener)
-    };
+    let collector = Collector::start(listener).unwrap();
     let pattern = format!("tapp{}", std::process::id());
     let agent = probe::start(
         "veth",
@@ -234,7 +231,7 @@ fn the_agent_makes_joined_spans_of_exchanges_on_a_veth() {
     assert_eq!(span.name, "GET /orders/{id}");
     probe::assert_timed_within(&span, &joined, 2_000_000);
     // The sidecar's own span is relayed too.
-    collector.wait_for("the sidecar's", |s| s.span_id == sidecar_span);
+    collector.wait_for("the sidecar's", WAIT, |s| s.span_id == sidecar_span);
 
     // 3. A failure: the SERVER span of a 500 has an error status.
     let failed = exchange(connect(server), b"GET /fail HTTP/1.1\r\nHost: w\r\n\r\n");

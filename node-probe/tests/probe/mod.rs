@@ -1,20 +1,15 @@
-//! What the end-to-end tests of the agent on the real kernel share: a loopback OTLP/HTTP
-//! collector on a listener the test made (in whichever namespace it likes), the built agent
-//! started from a configuration file (optionally inside a namespace) and stopped by its PID,
+//! What the end-to-end tests of the agent on the real kernel share: the harness's collector on
+//! a listener the test made (in whichever namespace it likes), the built agent started from a
+//! configuration file (optionally inside a namespace) and stopped by its PID,
 //! a sidecar span posted to the agent's receiver over a socket the test made, and the client
 //! side of one HTTP/1.1 exchange timed on the client's own clock.
 
-use std::convert::Infallible;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http_body_util::{BodyExt, Full};
 use prost::Message;
-use trace_core::otlp::decode_request;
+use threadline_tests::Process;
 use trace_core::otlp::proto::collector::trace::v1::ExportTraceServiceRequest;
 use trace_core::otlp::proto::common::v1::{AnyValue, KeyValue, any_value};
 use trace_core::otlp::proto::resource::v1::Resource;
@@ -23,132 +18,7 @@ use trace_core::otlp::proto::trace::v1::{ResourceSpans, ScopeSpans, Span};
 /// How long anything in these tests may take.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// A span as the collector received it, with its resource's attributes.
-pub type Received = (Vec<KeyValue>, Span);
-
-/// A collector that keeps every span it accepted, with its resource's attributes.
-#[derive(Clone, Default)]
-pub struct Collector {
-    spans: Arc<Mutex<Vec<Received>>>,
-}
-
-impl Collector {
-    /// Serves OTLP/HTTP on `listener` (made by the test, so it may be inside a namespace) on
-    /// the current tokio runtime.
-    pub fn serve(listener: std::net::TcpListener) -> Self {
-        listener.set_nonblocking(true).unwrap();
-        let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-        let collector = Self::default();
-        let serving = collector.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let collector = serving.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(
-                        move |request: http::Request<hyper::body::Incoming>| {
-                            let collector = collector.clone();
-                            async move {
-                                assert_eq!(request.uri().path(), "/v1/traces");
-                                let body = request.into_body().collect().await.unwrap().to_bytes();
-                                collector.accept(decode_request(&body).unwrap());
-                                Ok::<_, Infallible>(http::Response::new(Full::new(
-                                    bytes::Bytes::new(),
-                                )))
-                            }
-                        },
-                    );
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        collector
-    }
-
-    fn accept(&self, request: ExportTraceServiceRequest) {
-        let mut spans = self.spans.lock().unwrap();
-        for rs in request.resource_spans {
-            let resource = rs.resource.map(|r| r.attributes).unwrap_or_default();
-            for ss in rs.scope_spans {
-                for span in ss.spans {
-                    spans.push((resource.clone(), span));
-                }
-            }
-        }
-    }
-
-    /// The first span accepted that `matches`, waiting for it.
-    pub fn wait_for(&self, what: &str, matches: impl Fn(&Span) -> bool) -> Received {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(found) = self
-                .spans
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|(_, span)| matches(span))
-            {
-                return found.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no span {what} among {:#?}",
-                self.spans
-                    .lock()
-                    .unwrap()
-                    .iter()
-                    .map(|(_, s)| (&s.name, s.kind, attributes(s)))
-                    .collect::<Vec<_>>()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// A span's attributes as `key=value` strings, for failure messages.
-fn attributes(span: &Span) -> Vec<String> {
-    span.attributes
-        .iter()
-        .map(|kv| {
-            format!(
-                "{}={:?}",
-                kv.key,
-                kv.value.as_ref().and_then(|v| v.value.as_ref())
-            )
-        })
-        .collect()
-}
-
-/// The string attribute `key`.
-pub fn string(attributes: &[KeyValue], key: &str) -> Option<String> {
-    match attributes
-        .iter()
-        .find(|kv| kv.key == key)?
-        .value
-        .as_ref()?
-        .value
-        .as_ref()?
-    {
-        any_value::Value::StringValue(s) => Some(s.clone()),
-        _ => None,
-    }
-}
-
-/// The integer attribute `key`.
-pub fn int(attributes: &[KeyValue], key: &str) -> Option<i64> {
-    match attributes
-        .iter()
-        .find(|kv| kv.key == key)?
-        .value
-        .as_ref()?
-        .value
-        .as_ref()?
-    {
-        any_value::Value::IntValue(i) => Some(*i),
-        _ => None,
-    }
-}
+pub use threadline_tests::collector::{Collector, Received, int, string};
 
 /// Whether the span records `address` as `network.<side>.address`/`port`.
 pub fn has_address(span: &Span, side: &str, address: SocketAddr) -> bool {
@@ -158,26 +28,10 @@ pub fn has_address(span: &Span, side: &str, address: SocketAddr) -> bool {
 
 /// The agent, stopped by its PID when dropped.
 pub struct Agent {
-    child: Child,
+    /// The process.
+    pub process: Process,
     /// The receiver's address.
     pub receiver: SocketAddr,
-    /// Every log line so far.
-    pub log: Arc<Mutex<Vec<String>>>,
-    dir: PathBuf,
-}
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("node-probe-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 /// A configuration for the kernel agent: receiver on a free loopback port, no gRPC and no
@@ -195,67 +49,19 @@ pub fn config(collector: SocketAddr, rest: &str) -> String {
 /// Starts the agent on `text`, through `wrapper` (e.g. `ip netns exec NS`) if given, and
 /// waits for its "started" line, which it writes once it has attached.
 pub fn start(name: &str, wrapper: &[&str], text: &str) -> Agent {
-    let dir = temp_dir(name);
-    let file = dir.join("node-probe.toml");
-    std::fs::write(&file, text).unwrap();
-    let binary = env!("CARGO_BIN_EXE_node-probe");
-    let mut command = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut command = Command::new(program);
-            command.args(args).arg(binary);
-            command
-        }
-        None => Command::new(binary),
-    };
-    // The test's own environment must not steer the agent.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("OTEL_") {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command
-        .arg("--config")
-        .arg(&file)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let (found, lines) = std::sync::mpsc::channel();
-    {
-        let log = Arc::clone(&log);
-        std::thread::spawn(move || {
-            let mut found = Some(found);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if std::env::var_os("NODE_PROBE_TEST_LOG").is_some() {
-                    eprintln!("agent: {line}");
-                }
-                log.lock().unwrap().push(line.clone());
-                if line.contains("node-probe started")
-                    && let Some(found) = found.take()
-                {
-                    let _ = found.send(line);
-                }
-            }
-        });
-    }
-    let mut agent = Agent {
-        child,
-        receiver: SocketAddr::from(([0, 0, 0, 0], 0)),
-        log,
-        dir,
-    };
-    let Ok(line) = lines.recv_timeout(WAIT) else {
-        let exit = agent.child.try_wait();
-        panic!(
-            "the agent did not start ({exit:?}): {:#?}",
-            agent.log.lock().unwrap()
-        );
-    };
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_node-probe"));
+    let (process, line) = Process::start(
+        &format!("node-probe-{name}"),
+        binary,
+        wrapper,
+        text,
+        "node-probe started",
+        WAIT,
+    )
+    .unwrap_or_else(|e| panic!("the agent did not start: {e}"));
     let line: serde_json::Value = serde_json::from_str(&line).unwrap();
-    agent.receiver = line["fields"]["http"].as_str().unwrap().parse().unwrap();
-    agent
+    let receiver = line["fields"]["http"].as_str().unwrap().parse().unwrap();
+    Agent { process, receiver }
 }
 
 /// Unix nanoseconds now, the client's own clock.
