@@ -4,28 +4,25 @@
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use proxy_wasm_host::abi::v0_2_1::types::{Action, LogLevel, MapType, MetricType, Status};
 use proxy_wasm_host::abi::v0_2_1::{
-    Access, Callback, CalloutId, Callouts, Clock, ContextId, ContextState, Guest, GuestError, Host,
-    HttpCall, HttpCallRefusal, HttpCallResponse, Invocation, LogContext, LogSink, MetricId,
-    PluginConfig, SharedServices, StreamKind, StreamState, VmServices,
+    Access, CalloutId, Callouts, Clock, ContextId, ContextState, Guest, GuestError, Host, HttpCall,
+    HttpCallRefusal, HttpCallResponse, Invocation, LogContext, LogSink, MetricId, PluginConfig,
+    SharedServices, StreamKind, StreamState, VmServices,
 };
-use proxy_wasm_host::{Engine, HeaderMap, HeaderMapExt, Limits, Module, VecHeaderMap};
+use proxy_wasm_host::{HeaderMap, HeaderMapExt, Limits, VecHeaderMap};
+// Envoy's rules (attribute encodings and lifetimes) and the artifact's checks, shared with the
+// end-to-end tests' sidecar.
+use threadline_tests::envoy::{self, Attributes, Reader};
 
 /// The filter as `scripts/setup.sh` publishes it.
-pub const FILTER: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../artifacts/threadline-filter.wasm"
-);
+pub const FILTER: &str = envoy::FILTER;
 /// The empty filter, the benchmark's baseline.
-pub const EMPTY_FILTER: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../artifacts/empty-filter.wasm"
-);
+pub const EMPTY_FILTER: &str = envoy::EMPTY_FILTER;
 
 /// The cluster the test host knows; calls to any other are refused as Envoy refuses them.
 pub const COLLECTOR_CLUSTER: &str = "threadline_agent";
@@ -217,7 +214,9 @@ pub struct Request {
     /// Response headers.
     pub response_headers: VecHeaderMap,
     /// Attributes by dotted path, e.g. `upstream.address`, encoded as Envoy encodes them.
-    pub properties: HashMap<String, Vec<u8>>,
+    pub properties: Attributes,
+    /// Whether a root context reads these (it has `xds.*` only).
+    root: bool,
     calls: Option<Arc<HostCalls>>,
 }
 
@@ -249,7 +248,7 @@ impl Request {
 
     /// Sets an attribute.
     pub fn property(mut self, path: &str, value: impl Into<Vec<u8>>) -> Self {
-        self.properties.insert(path.to_owned(), value.into());
+        self.properties.set(path, value);
         self
     }
 
@@ -278,15 +277,6 @@ impl Request {
     }
 }
 
-/// Envoy's rule: upstream attributes, the response and the duration exist only once the
-/// router has run, never while request headers are processed.
-fn exists_during(path: &str, callback: Option<Callback>) -> bool {
-    let late = path.starts_with("upstream.")
-        || path.starts_with("response.")
-        || path == "request.duration";
-    !(late && callback == Some(Callback::RequestHeaders))
-}
-
 impl StreamState for Request {
     fn header_map(
         &mut self,
@@ -313,39 +303,13 @@ impl StreamState for Request {
         if let Some(calls) = &self.calls {
             calls.hit();
         }
-        let path = path
-            .iter()
-            .map(|p| String::from_utf8_lossy(p))
-            .collect::<Vec<_>>()
-            .join(".");
-        match self.properties.get(&path) {
-            Some(value) if exists_during(&path, call.callback) => {
-                out.extend_from_slice(value);
-                Ok(())
-            }
-            // A whole map is not serialisable, as in Envoy.
-            None if ["request", "response", "upstream"].contains(&path.as_str()) => {
-                Err(Status::SerializationFailure)
-            }
-            _ => Err(Status::NotFound),
-        }
+        let reader = if self.root {
+            Reader::Root
+        } else {
+            Reader::Stream
+        };
+        self.properties.read(path, call.callback, reader, out)
     }
-}
-
-/// Compiles each artifact once per test binary; every harness gets its own guest instance.
-fn compiled(path: &str, wasm: &[u8]) -> (Engine, Module) {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    static MODULES: Mutex<Vec<(String, Module)>> = Mutex::new(Vec::new());
-    let engine = ENGINE
-        .get_or_init(|| Engine::new().expect("engine"))
-        .clone();
-    let mut modules = MODULES.lock().unwrap();
-    if let Some((_, module)) = modules.iter().find(|(p, _)| p == path) {
-        return (engine, module.clone());
-    }
-    let module = Module::new(&engine, wasm).expect("the artifact compiles");
-    modules.push((path.to_owned(), module.clone()));
-    (engine, module)
 }
 
 /// A started filter in a real host.
@@ -380,12 +344,10 @@ impl Harness {
     pub fn start_file(
         path: &str,
         configuration: &str,
-        root_attributes: Request,
+        mut root_attributes: Request,
     ) -> Result<Self, Refused> {
-        let wasm = std::fs::read(path).unwrap_or_else(|e| {
-            panic!("{path}: {e}. Run ./scripts/setup.sh to build and publish it.")
-        });
-        refuse_stale(path);
+        root_attributes.root = true;
+        envoy::check_artifact(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
         let host_calls = Arc::new(HostCalls::default());
         let logs = Arc::new(Logs {
             lines: Mutex::default(),
@@ -403,7 +365,7 @@ impl Harness {
             nanos: AtomicU64::new(1_700_000_000_000_000_000),
             calls: host_calls.clone(),
         });
-        let (engine, module) = compiled(path, &wasm);
+        let (engine, module) = envoy::compiled(Path::new(path)).unwrap_or_else(|e| panic!("{e}"));
         let host = Host::new(&engine).expect("host");
         let services = VmServices::new(logs.clone())
             .with_clock(clock.clone())
@@ -543,38 +505,5 @@ impl Harness {
         self.metrics
             .get(name)
             .unwrap_or_else(|| panic!("metric {name} was never defined"))
-    }
-}
-
-/// Refuses an artifact older than any source it is built from: a test of a stale build would
-/// pass or fail for code that is no longer there.
-fn refuse_stale(path: &str) {
-    let built = std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .unwrap_or_else(|e| panic!("{path}: {e}"));
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
-    let mut dirs: Vec<PathBuf> = ["wasm-filter/src", "trace-core/src"]
-        .iter()
-        .map(|d| PathBuf::from(root).join(d))
-        .collect();
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                dirs.push(path);
-            } else if let Ok(modified) = entry.metadata().and_then(|m| m.modified())
-                && newest.as_ref().is_none_or(|(t, _)| modified > *t)
-            {
-                newest = Some((modified, path));
-            }
-        }
-    }
-    if let Some((modified, source)) = newest {
-        assert!(
-            modified <= built,
-            "{path} is older than {}: it is a stale build. Rebuild it with ./scripts/setup.sh",
-            source.display()
-        );
     }
 }
