@@ -31,8 +31,10 @@ pub const TC_PASS: &str = "tc_pass";
 /// 192 holds a request line and the first headers a client writes: curl's `GET` with `Host`,
 /// `User-Agent`, `Accept` and a `traceparent` is about 150 bytes, and a status line with
 /// `Content-Length` well under 100. A `traceparent` further down (behind a proxy's
-/// `x-forwarded-*` and `x-request-id`) is missed; the span then takes its parent from the
-/// sidecar's 4-tuple instead, and the agent counts the cut. The event stays at 336 bytes
+/// `x-forwarded-*` and `x-request-id`, or after a long request line) is missed, and the
+/// agent counts the cut. Only a sidecar that propagated as a black box records the 4-tuple
+/// the agent could join on instead, so such a span of an ordinary request loses its parent
+/// (the end-to-end test found it: the edge writes `traceparent` after its other headers). The event stays at 336 bytes
 /// (`size_of::<PacketEvent>()`), so the ring holds about 6,000 of them.
 pub const PREFIX_LEN: usize = 192;
 

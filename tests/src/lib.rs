@@ -25,6 +25,8 @@ pub mod netns;
 pub mod process;
 #[cfg(feature = "sidecar")]
 pub mod sidecar;
+#[cfg(feature = "sidecar")]
+pub mod stack;
 pub mod trace;
 
 pub use collector::Collector;
