@@ -18,6 +18,11 @@ use trace_core::sampling::{SamplingConfig, SamplingMode};
 use trace_core::semconv::threadline;
 
 const WAIT: Duration = Duration::from_secs(30);
+
+/// One stack at a time: each boots a guest under TCG, and two of them on this machine's two
+/// cores starve each other (two stacks at once have also seen the edge's first health check
+/// refused by the sidecar, not yet understood; see the session notes).
+static ONE_STACK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 const STATUS_ERROR: i32 = 2;
 
 fn get(stack: &Stack, target: &str) -> Exchange {
@@ -120,6 +125,9 @@ fn assert_location_tags(spans: &[&Received; 4]) {
 
 #[test]
 fn each_request_is_one_complete_trace_from_the_edge_into_the_microvm() {
+    let _one = ONE_STACK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let Some(mut stack) = or_skip(Stack::start(StackOptions::default())) else {
         return;
     };
@@ -261,6 +269,9 @@ fn each_request_is_one_complete_trace_from_the_edge_into_the_microvm() {
 
 #[test]
 fn at_ten_percent_the_parts_agree_and_an_outage_loses_nothing() {
+    let _one = ONE_STACK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let options = StackOptions {
         percentage: 10.0,
         ..StackOptions::default()
