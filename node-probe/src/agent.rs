@@ -145,11 +145,10 @@ pub async fn run(
     let (stop_exporter, mut exporter_stopped) = watch::channel(false);
     let exporter = tokio::spawn(async move {
         exporter
-            .run(async move {
+            .serve(async move {
                 let _ = exporter_stopped.changed().await;
             })
             .await;
-        exporter.flush().await;
     });
 
     let (to_join, mut joinable) = mpsc::channel::<Vec<SidecarSpan>>(JOIN_QUEUE);

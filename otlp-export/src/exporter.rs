@@ -105,6 +105,13 @@ impl Exporter {
         }
     }
 
+    /// [`Exporter::run`] until `shutdown`, then [`Exporter::flush`]: the whole life of an
+    /// exporter in a runtime that outlives it.
+    pub async fn serve(&self, shutdown: impl Future<Output = ()>) {
+        self.run(shutdown).await;
+        self.flush().await;
+    }
+
     /// Closes the queue and sends everything held, for at most the shutdown timeout; what is
     /// left then is dropped and counted as dropped at shutdown. Returns the spans lost.
     pub async fn flush(&self) -> usize {

@@ -191,11 +191,10 @@ async fn run(
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(async move {
         exporter
-            .run(async move {
+            .serve(async move {
                 let _ = stopped.changed().await;
             })
             .await;
-        exporter.flush().await;
     });
     (stop, task)
 }
